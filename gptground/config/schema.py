@@ -1,0 +1,198 @@
+"""Typed recipe schema: one dataclass per concern.
+
+Every field carries a one-line comment that doubles as documentation of the recipe key.
+Recipes (YAML) are merged onto these dataclasses by ``gptground.config.load``, so a
+misspelt key or a value of the wrong type fails before anything is built.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from gptground.config.errors import RecipeError
+
+_CHOICES = {
+    "data.on_bad_record": ("skip", "fail"),
+    "trainer.nan_policy": ("stop", "skip"),
+    "wandb.mode": ("auto", "online", "offline"),
+    "optim.schedule": ("cosine", "constant"),
+}
+
+
+def _check_choice(key: str, value: str) -> None:
+    if value not in _CHOICES[key]:
+        raise RecipeError(f"`{key}` must be one of {list(_CHOICES[key])}, got {value!r}")
+
+
+def _check_positive(key: str, value: float, allow_zero: bool = False) -> None:
+    if value < 0 or (value == 0 and not allow_zero):
+        raise RecipeError(f"`{key}` must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+
+
+@dataclass
+class RunConfig:
+    name: str = "gptground"  # run name: the run folder is <output_dir>/<name>/version_<k>
+    output_dir: str = "lightning_logs"  # where runs write (checkpoints, metrics, resolved recipe)
+    seed: int = 0  # seeds Python, NumPy, torch and DataLoader workers
+
+
+@dataclass
+class TinyDecoderConfig:
+    """Sizes of a randomly initialised LLaMA decoder (tests and the embedded default)."""
+
+    hidden_size: int = 64  # model width d_model
+    num_layers: int = 2  # transformer blocks
+    num_heads: int = 4  # attention heads (d_model must divide by it)
+    intermediate_size: int = 172  # SwiGLU hidden width
+    max_position_embeddings: int = 512  # longest sequence in tokens
+
+    def __post_init__(self) -> None:
+        if self.hidden_size % self.num_heads:
+            raise RecipeError(
+                f"`model.decoder.tiny.hidden_size` ({self.hidden_size}) must be divisible by "
+                f"`model.decoder.tiny.num_heads` ({self.num_heads})"
+            )
+
+
+@dataclass
+class DecoderConfig:
+    path: str = "tiny"  # Hugging Face folder or hub id of a LLaMA/Vicuna model, or "tiny"
+    tiny: TinyDecoderConfig = field(default_factory=TinyDecoderConfig)  # used when path == "tiny"
+    attn_implementation: str = "sdpa"  # "sdpa" or "eager"; sdpa is required for 7B memory
+    gradient_checkpointing: bool = False  # recompute decoder activations in backward
+
+
+@dataclass
+class LoraConfig:
+    enabled: bool = False  # add LoRA adapters to the decoder's attention projections
+    rank: int = 8  # r: low-rank width
+    alpha: float = 16.0  # scaling numerator: delta = alpha / r * B @ A
+    dropout: float = 0.0  # dropout on the LoRA input
+    targets: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])  # module names
+
+
+@dataclass
+class TrainableConfig:
+    """Which parts train in this stage. Encoders are always frozen."""
+
+    adapters: bool = True  # per-modality adapters (MLP / Q-Formers / projections)
+    decoder: bool = False  # every decoder weight except the embedding rows of new tokens
+    new_token_embeddings: bool = True  # embedding (and lm_head) rows of the added tokens
+    lora: LoraConfig = field(default_factory=LoraConfig)  # LoRA on the decoder
+
+
+@dataclass
+class ModelConfig:
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    tokenizer: str = "builtin:tiny"  # tokenizer folder / hub id, or "builtin:tiny" (shipped)
+    modalities: dict[str, Any] = field(default_factory=dict)  # name -> that modality's config
+    init_from: str | None = None  # a saved model folder (e.g. the previous stage's) to start from
+    trainable: TrainableConfig = field(default_factory=TrainableConfig)
+
+
+@dataclass
+class SourceConfig:
+    name: str = "???"  # a name for logs; data-card name for real datasets
+    path: str = "???"  # annotation file: JSON list or JSONL, local path or fsspec URL
+    weight: float = 1.0  # relative sampling weight inside its group (sources or replay)
+    card: str | None = None  # data card in data_cards/ that documents it
+
+
+@dataclass
+class DataConfig:
+    template: str = "groundinggpt"  # conversation template name
+    grounding_format: str = "groundinggpt"  # how boxes and spans are written in answers
+    max_length: int = 2048  # tokens per sample after placeholder expansion
+    roots: dict[str, str] = field(default_factory=dict)  # record key -> media root (fsspec)
+    sources: list[SourceConfig] = field(default_factory=list)  # this stage's training data
+    replay: list[SourceConfig] = field(default_factory=list)  # earlier stages' data to replay
+    replay_ratio: float = 0.0  # share of each epoch drawn from `replay` (0 = none)
+    val_sources: list[SourceConfig] = field(default_factory=list)  # validation data
+    samples_per_epoch: int | None = None  # epoch length of the mixture; None = sum of sources
+    batch_size: int = 8  # samples per device per step
+    num_workers: int = 0  # DataLoader worker processes
+    on_bad_record: str = "skip"  # "skip" (count and log) or "fail" at the first bad record
+
+    def __post_init__(self) -> None:
+        _check_choice("data.on_bad_record", self.on_bad_record)
+        _check_positive("data.max_length", self.max_length)
+        _check_positive("data.batch_size", self.batch_size)
+        if not 0.0 <= self.replay_ratio < 1.0:
+            raise RecipeError(f"`data.replay_ratio` must be in [0, 1), got {self.replay_ratio}")
+        if self.replay_ratio > 0 and not self.replay:
+            raise RecipeError("`data.replay_ratio` > 0 needs `data.replay` sources")
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-3  # peak learning rate
+    weight_decay: float = 0.0  # AdamW decoupled weight decay
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # AdamW betas
+    warmup_ratio: float = 0.03  # share of total steps spent in linear warmup
+    schedule: str = "cosine"  # "cosine" decay to min_lr_ratio * lr, or "constant"
+    min_lr_ratio: float = 0.0  # final learning rate as a share of the peak
+
+    def __post_init__(self) -> None:
+        _check_choice("optim.schedule", self.schedule)
+        _check_positive("optim.lr", self.lr)
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise RecipeError(f"`optim.warmup_ratio` must be in [0, 1), got {self.warmup_ratio}")
+
+
+@dataclass
+class CheckpointConfig:
+    save_last: bool = True  # keep last.ckpt for resuming
+    monitor: str | None = "val/loss"  # metric that picks the best checkpoint (None: last only)
+    mode: str = "min"  # "min" or "max" of the monitored metric
+    every_n_train_steps: int | None = None  # also save every N optimizer steps
+
+
+@dataclass
+class TrainerConfig:
+    accelerator: str = "auto"  # "cpu", "gpu", "auto"
+    devices: Any = "auto"  # int, list of ids, or "auto"
+    num_nodes: int = 1  # machines; Lightning reads the cluster environment
+    strategy: str = "auto"  # "auto", "ddp", "fsdp", "deepspeed_stage_2", ...
+    precision: str = "auto"  # "auto" = bf16-mixed on GPU, 32-true on CPU
+    max_steps: int = -1  # optimizer steps; -1 = run max_epochs
+    max_epochs: int = 1  # epochs when max_steps is -1
+    accumulate_grad_batches: int = 1  # micro-batches per optimizer step
+    gradient_clip_val: float | None = 1.0  # clip the gradient norm (None = off)
+    val_check_interval: Any = 1.0  # float share of an epoch, or int steps
+    limit_val_batches: Any = 1.0  # float share or int count of validation batches
+    log_every_n_steps: int = 10  # how often metrics are logged
+    nan_policy: str = "stop"  # a NaN/inf loss: "stop" the run, or "skip" the batch and count it
+    resume_from: str | None = None  # a Lightning .ckpt to resume exactly, or "last"
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    enable_progress_bar: bool = True  # Lightning's progress bar during fit
+
+    def __post_init__(self) -> None:
+        _check_choice("trainer.nan_policy", self.nan_policy)
+        _check_positive("trainer.accumulate_grad_batches", self.accumulate_grad_batches)
+        _check_positive("trainer.num_nodes", self.num_nodes)
+
+
+@dataclass
+class WandbConfig:
+    enabled: bool = False  # log to Weights & Biases through Lightning's WandbLogger
+    project: str = "gptground"  # W&B project
+    name: str | None = None  # run name (default: run.name)
+    group: str | None = None  # group runs, e.g. the stages of one model
+    tags: list[str] = field(default_factory=list)  # free tags
+    mode: str = "auto"  # "auto" = offline without WANDB_API_KEY (or if WANDB_MODE says so)
+
+    def __post_init__(self) -> None:
+        _check_choice("wandb.mode", self.mode)
+
+
+@dataclass
+class RecipeConfig:
+    """A whole recipe: what to build, what data, how to train and track."""
+
+    run: RunConfig = field(default_factory=RunConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    wandb: WandbConfig = field(default_factory=WandbConfig)

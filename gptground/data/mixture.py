@@ -1,0 +1,110 @@
+"""Weighted mixture of sources with replay of earlier stages, split across ranks, resumable.
+
+An epoch is a fixed list of (source, index) draws made from ``seed`` and the epoch number
+only, so every rank computes the same list and takes its own disjoint stride of it, and a
+resumed run recomputes the exact list and skips what was already consumed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import Sampler
+
+
+@dataclass(frozen=True)
+class MixtureSource:
+    """One source of a mixture: ``size`` records, sampled with relative ``weight``."""
+
+    name: str
+    size: int
+    weight: float = 1.0
+    replay: bool = False  # drawn from the replay share of the epoch
+
+
+def _allocate(total: int, weights: Sequence[float]) -> list[int]:
+    """Split ``total`` draws over groups in proportion to ``weights`` (largest remainder)."""
+    w = torch.tensor(weights, dtype=torch.float64)
+    exact = total * w / w.sum()
+    counts = exact.floor().long()
+    short = total - int(counts.sum())
+    order = torch.argsort(exact - counts, descending=True, stable=True)
+    counts[order[:short]] += 1
+    return counts.tolist()
+
+
+class MixtureSampler(Sampler[tuple[int, int]]):
+    """Yields (source index, record index) pairs for this rank.
+
+    Args:
+        sources: the current stage's and replay sources (``replay=True``).
+        samples_per_epoch: draws per epoch over all ranks (rounded down to a multiple of
+            ``world_size`` so that every rank gets the same count).
+        replay_ratio: share of the epoch drawn from the replay sources.
+        seed: base seed; epoch e uses seed + e.
+        rank, world_size: this process's share is draws[rank::world_size].
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[MixtureSource],
+        samples_per_epoch: int,
+        replay_ratio: float = 0.0,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
+        if not sources:
+            raise ValueError("a mixture needs at least one source")
+        empty = [s.name for s in sources if s.size <= 0]
+        if empty:
+            raise ValueError(f"mixture sources without records: {empty}")
+        if replay_ratio > 0 and not any(s.replay for s in sources):
+            raise ValueError("replay_ratio > 0 but no replay source was given")
+        if not any(not s.replay for s in sources):
+            raise ValueError("a mixture needs at least one non-replay source")
+        self.sources = list(sources)
+        self.replay_ratio = replay_ratio
+        self.seed = seed
+        self.rank, self.world_size = rank, world_size
+        self.total = samples_per_epoch - samples_per_epoch % world_size
+        if self.total <= 0:
+            raise ValueError(f"samples_per_epoch {samples_per_epoch} < world size {world_size}")
+        self.epoch = 0
+        self.skip = 0  # draws of this rank already consumed in the current epoch (resume)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def draws(self, epoch: int) -> torch.Tensor:
+        """All ranks' draws of one epoch: (total, 2) long tensor of (source, record)."""
+        g = torch.Generator().manual_seed(self.seed + epoch)
+        n_replay = round(self.total * self.replay_ratio)
+        groups = [(False, self.total - n_replay), (True, n_replay)]
+        parts = []
+        for is_replay, n in groups:
+            members = [i for i, s in enumerate(self.sources) if s.replay == is_replay]
+            if n == 0 or not members:
+                continue
+            counts = _allocate(n, [self.sources[i].weight for i in members])
+            for i, count in zip(members, counts):
+                parts.append(self._draw_from(i, count, g))
+        draws = torch.cat(parts)
+        return draws[torch.randperm(len(draws), generator=g)]
+
+    def _draw_from(self, source: int, count: int, g: torch.Generator) -> torch.Tensor:
+        """``count`` record indices: whole shuffled passes over the source, then a partial one."""
+        size = self.sources[source].size
+        idx = torch.cat([torch.randperm(size, generator=g) for _ in range(-(-count // size))])
+        return torch.stack([torch.full((count,), source), idx[:count]], dim=1)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        mine = self.draws(self.epoch)[self.rank :: self.world_size]
+        start, self.skip = self.skip, 0
+        for s, i in mine[start:].tolist():
+            yield s, i
+
+    def __len__(self) -> int:
+        return self.total // self.world_size
