@@ -1,7 +1,7 @@
 """Typed, validated recipes (OmegaConf YAML over dataclasses)."""
 
 from gptground.config.errors import RecipeError
-from gptground.config.load import load_recipe, load_recipe_dict, recipe_to_yaml
+from gptground.config.load import load_recipe, load_recipe_dict, recipe_from_dict, recipe_to_yaml
 from gptground.config.schema import (
     CheckpointConfig,
     DataConfig,
@@ -35,5 +35,6 @@ __all__ = [
     "WandbConfig",
     "load_recipe",
     "load_recipe_dict",
+    "recipe_from_dict",
     "recipe_to_yaml",
 ]

@@ -116,20 +116,28 @@ def load_recipe(path: str, overrides: list[str] | tuple[str, ...] = ()) -> Recip
 
     Modality configs under ``model.modalities`` become their modality's config dataclass.
     """
-    merged = load_recipe_dict(path, overrides)
+    return recipe_from_dict(load_recipe_dict(path, overrides), str(path))
+
+
+def recipe_from_dict(cfg: DictConfig | dict, where: str) -> RecipeConfig:
+    """Type a recipe mapping (e.g. the model section saved in a model folder)."""
+    if not isinstance(cfg, DictConfig):
+        cfg = OmegaConf.create(cfg)
+    _check_layer(where, cfg)
+    merged = OmegaConf.merge(OmegaConf.structured(RecipeConfig), cfg)
     try:
         recipe: RecipeConfig = OmegaConf.to_object(merged)
     except RecipeError as e:
-        raise RecipeError(f"{path}: {e}") from e
+        raise RecipeError(f"{where}: {e}") from e
     except OmegaConfBaseException as e:
-        raise RecipeError(f"{path}: {_short(e)}") from e
+        raise RecipeError(f"{where}: {_short(e)}") from e
     typed = {}
-    for name, cfg in recipe.model.modalities.items():
+    for name, mcfg in recipe.model.modalities.items():
         cls = get_modality_class(name).config_class
         try:
-            typed[name] = cls(**dict(cfg or {}))
+            typed[name] = cls(**dict(mcfg or {}))
         except (TypeError, ValueError) as e:
-            raise RecipeError(f"{path}: bad recipe key `{MODALITIES_KEY}.{name}`: {e}") from e
+            raise RecipeError(f"{where}: bad recipe key `{MODALITIES_KEY}.{name}`: {e}") from e
     recipe.model.modalities = typed
     return recipe
 

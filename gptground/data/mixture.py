@@ -35,8 +35,11 @@ def _allocate(total: int, weights: Sequence[float]) -> list[int]:
     return counts.tolist()
 
 
-class MixtureSampler(Sampler[tuple[int, int]]):
-    """Yields (source index, record index) pairs for this rank.
+class MixtureSampler(Sampler[tuple[int, int, int]]):
+    """Yields (source index, record index, epoch) triples for this rank.
+
+    The epoch travels with each draw so that random train transforms can be seeded per
+    draw, which makes a resumed run see exactly the same augmented samples.
 
     Args:
         sources: the current stage's and replay sources (``replay=True``).
@@ -100,11 +103,12 @@ class MixtureSampler(Sampler[tuple[int, int]]):
         idx = torch.cat([torch.randperm(size, generator=g) for _ in range(-(-count // size))])
         return torch.stack([torch.full((count,), source), idx[:count]], dim=1)
 
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        mine = self.draws(self.epoch)[self.rank :: self.world_size]
+    def __iter__(self) -> Iterator[tuple[int, int, int]]:
+        epoch = self.epoch
+        mine = self.draws(epoch)[self.rank :: self.world_size]
         start, self.skip = self.skip, 0
         for s, i in mine[start:].tolist():
-            yield s, i
+            yield s, i, epoch
 
     def __len__(self) -> int:
         return self.total // self.world_size

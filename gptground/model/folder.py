@@ -1,0 +1,70 @@
+"""A trained model as one self-describing folder.
+
+    <folder>/config.yaml        the model section of the resolved recipe + token ids
+    <folder>/decoder_config.json the decoder's Hugging Face config (architecture only)
+    <folder>/model.safetensors  every weight (decoder, encoders, adapters)
+    <folder>/tokenizer/         tokenizer files, modality tokens included
+
+The folder is written to a temporary sibling and renamed into place, so a kill during a
+save leaves either the old folder or the new one, never a half-written one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import tempfile
+
+from omegaconf import OmegaConf
+from safetensors.torch import load_file, save_file
+
+from gptground.model.lora import merged_state_dict
+
+CONFIG_FILE = "config.yaml"
+WEIGHTS_FILE = "model.safetensors"
+TOKENIZER_DIR = "tokenizer"
+DECODER_CONFIG_FILE = "decoder_config.json"
+
+
+def save_model_folder(model, tokenizer, model_config, path: str) -> str:
+    """Write ``model`` (a GroundingModel) with its config and tokenizer to ``path``."""
+    path = os.path.abspath(path)
+    parent = os.path.dirname(path)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
+    try:
+        cfg = OmegaConf.create(
+            {"model": dataclasses.asdict(model_config), "patch_token_ids": dict(model.patch_token_ids)}
+        )
+        OmegaConf.save(cfg, os.path.join(tmp, CONFIG_FILE))
+        model.decoder.config.to_json_file(os.path.join(tmp, DECODER_CONFIG_FILE))
+        # LoRA is merged into plain weights; safetensors refuses shared storage; tied or viewed tensors are cloned apart.
+        state = {k: v.detach().contiguous().clone() for k, v in merged_state_dict(model).items()}
+        save_file(state, os.path.join(tmp, WEIGHTS_FILE))
+        tokenizer.save_pretrained(os.path.join(tmp, TOKENIZER_DIR))
+        old = None
+        if os.path.exists(path):
+            old = tempfile.mkdtemp(prefix=".old-", dir=parent)
+            os.replace(path, os.path.join(old, "x"))
+        os.replace(tmp, path)
+        if old:
+            shutil.rmtree(old)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def read_folder_config(path: str):
+    cfg_path = os.path.join(path, CONFIG_FILE)
+    if not os.path.exists(cfg_path):
+        raise FileNotFoundError(f"{path} is not a GPTGround model folder: no {CONFIG_FILE}")
+    return OmegaConf.load(cfg_path)
+
+
+def load_state(path: str) -> dict:
+    weights = os.path.join(path, WEIGHTS_FILE)
+    if not os.path.exists(weights):
+        raise FileNotFoundError(f"{path} is not a GPTGround model folder: no {WEIGHTS_FILE}")
+    return load_file(weights)

@@ -1,0 +1,115 @@
+"""GroundingModel: a decoder plus a dict of modalities, joined at the patch-token positions.
+
+One sample's tokens look like ``... <im_start> <im_patch> x N <im_end> ...``. The decoder
+embeds the ids, then each modality's adapter output (B_m, N, d_model) replaces the
+embeddings at that modality's patch positions. The model never sees text or files: the
+processor makes every tensor it gets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import nn
+from transformers import LlamaForCausalLM
+
+from modalities import Modality
+
+
+class PlaceholderCountError(ValueError):
+    """Patch tokens in the ids and features from a modality disagree in number."""
+
+
+class GroundingModel(nn.Module):
+    """Decoder + modalities + the ids of each modality's patch token.
+
+    Args:
+        decoder: a causal LM whose embeddings already include the modality tokens.
+        modalities: name -> Modality, e.g. {"image": ImageModality, "video": ...}.
+        patch_token_ids: name -> id of that modality's ``<xx_patch>`` token.
+        new_token_ids: ids of all tokens added for the modalities (start, patch, end).
+    """
+
+    def __init__(
+        self,
+        decoder: LlamaForCausalLM,
+        modalities: Mapping[str, Modality],
+        patch_token_ids: Mapping[str, int],
+        new_token_ids: Sequence[int],
+    ):
+        super().__init__()
+        missing = set(modalities) - set(patch_token_ids)
+        if missing:
+            raise ValueError(f"no patch token id for modalities {sorted(missing)}")
+        self.decoder = decoder
+        self.modalities = nn.ModuleDict(dict(modalities))
+        self.patch_token_ids = dict(patch_token_ids)
+        self.register_buffer(
+            "new_token_ids", torch.tensor(sorted(new_token_ids), dtype=torch.long), persistent=False
+        )
+
+    @property
+    def d_model(self) -> int:
+        return self.decoder.get_input_embeddings().embedding_dim
+
+    def media_tokens(self, media: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Each modality's decoder tokens: name -> (B_m, N, d_model). Cacheable per item."""
+        return {name: self.modalities[name](x) for name, x in media.items()}
+
+    def embed(
+        self,
+        input_ids: torch.Tensor,
+        media_tokens: Mapping[str, torch.Tensor],
+        media_index: Mapping[str, torch.Tensor],
+        sample_ids: Sequence[str] | None = None,
+    ) -> torch.Tensor:
+        """Token embeddings with media tokens scattered in: (B, T) -> (B, T, d_model).
+
+        Args:
+            media_tokens: name -> (B_m, N, d_model), rows in the order of ``media_index``.
+            media_index: name -> (B_m,) batch row of each media item, ascending.
+        """
+        embeds = self.decoder.get_input_embeddings()(input_ids)  # (B, T, d)
+        for name, tokens in media_tokens.items():
+            rows = media_index[name]
+            patch = input_ids == self.patch_token_ids[name]  # (B, T)
+            self._check_counts(name, patch, rows, tokens.shape[1], sample_ids)
+            # Row-major order of the mask matches (B_m, N) flattened because rows ascend.
+            embeds = embeds.masked_scatter(patch.unsqueeze(-1), tokens.to(embeds.dtype))
+        return embeds
+
+    def _check_counts(self, name, patch, rows, n, sample_ids) -> None:
+        expected = torch.zeros(patch.shape[0], dtype=torch.long, device=patch.device)
+        expected[rows] = n
+        found = patch.sum(dim=1)
+        bad = (found != expected).nonzero().flatten().tolist()
+        if bad:
+            who = [sample_ids[i] if sample_ids else f"row {i}" for i in bad]
+            details = ", ".join(
+                f"{w}: {found[i].item()} <{name}> patch tokens, {expected[i].item()} expected"
+                for w, i in zip(who, bad)
+            )
+            raise PlaceholderCountError(f"{name} token count mismatch in samples [{details}]")
+        if len(rows) > 1 and bool((rows[1:] <= rows[:-1]).any()):
+            raise PlaceholderCountError(f"{name}: media_index must be strictly ascending, got {rows.tolist()}")
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        media: Mapping[str, torch.Tensor] | None = None,
+        media_index: Mapping[str, torch.Tensor] | None = None,
+        labels: torch.Tensor | None = None,
+        sample_ids: Sequence[str] | None = None,
+        media_tokens: Mapping[str, torch.Tensor] | None = None,
+    ):
+        """Next-token loss (when ``labels`` is given) and logits.
+
+        ``media_tokens`` may be passed instead of ``media`` when they are already computed
+        (the Python API encodes a video once for many questions).
+        """
+        if media_tokens is None:
+            media_tokens = self.media_tokens(media or {})
+        embeds = self.embed(input_ids, media_tokens, media_index or {}, sample_ids)
+        return self.decoder(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels)

@@ -1,0 +1,68 @@
+"""LoRA for the decoder's linear layers: y = W x + (alpha / r) * B(A(dropout(x))).
+
+B starts at zero, so a freshly wrapped model computes exactly what the base model does.
+"""
+
+from __future__ import annotations
+
+import math
+
+from torch import nn
+
+from gptground.config import LoraConfig
+
+
+class LoRALinear(nn.Module):
+    """A frozen ``nn.Linear`` plus a trainable low-rank update."""
+
+    def __init__(self, base: nn.Linear, rank: int, alpha: float, dropout: float):
+        super().__init__()
+        self.base = base
+        self.lora_a = nn.Linear(base.in_features, rank, bias=False)
+        self.lora_b = nn.Linear(rank, base.out_features, bias=False)
+        self.dropout = nn.Dropout(dropout)
+        self.scale = alpha / rank
+        nn.init.kaiming_uniform_(self.lora_a.weight, a=math.sqrt(5))
+        nn.init.zeros_(self.lora_b.weight)
+
+    def forward(self, x):
+        return self.base(x) + self.scale * self.lora_b(self.lora_a(self.dropout(x)))
+
+
+def add_lora(module: nn.Module, cfg: LoraConfig) -> list[str]:
+    """Wrap every ``nn.Linear`` whose attribute name is in ``cfg.targets``; returns their paths."""
+    wrapped = []
+    for path, parent in list(module.named_modules()):
+        for name, child in list(parent.named_children()):
+            if name in cfg.targets and isinstance(child, nn.Linear):
+                setattr(parent, name, LoRALinear(child, cfg.rank, cfg.alpha, cfg.dropout))
+                wrapped.append(f"{path}.{name}" if path else name)
+    if not wrapped:
+        raise ValueError(f"`model.trainable.lora.targets` {cfg.targets} matched no nn.Linear")
+    return wrapped
+
+
+def lora_parameters(module: nn.Module):
+    for m in module.modules():
+        if isinstance(m, LoRALinear):
+            yield from m.lora_a.parameters()
+            yield from m.lora_b.parameters()
+
+
+def merged_state_dict(module: nn.Module) -> dict:
+    """The state dict with every LoRA update folded into its base weight.
+
+    Saved model folders hold plain weights (W + alpha/r * B A), so they load into a model
+    without LoRA and a later stage may add fresh LoRA adapters of its own.
+    """
+    state = dict(module.state_dict())
+    for path, m in module.named_modules():
+        if not isinstance(m, LoRALinear):
+            continue
+        prefix = f"{path}." if path else ""
+        delta = m.scale * (m.lora_b.weight @ m.lora_a.weight)
+        state[f"{prefix}weight"] = state.pop(f"{prefix}base.weight") + delta.to(m.base.weight.dtype)
+        if f"{prefix}base.bias" in state:
+            state[f"{prefix}bias"] = state.pop(f"{prefix}base.bias")
+        del state[f"{prefix}lora_a.weight"], state[f"{prefix}lora_b.weight"]
+    return state
