@@ -22,6 +22,11 @@ class Box:
     x2: float
     y2: float
 
+    @classmethod
+    def from_xywh(cls, x: float, y: float, w: float, h: float) -> Box:
+        """A box from COCO-style ``(x, y, width, height)`` pixels."""
+        return cls(x, y, x + w, y + h)
+
     @property
     def width(self) -> float:
         return max(0.0, self.x2 - self.x1)
@@ -37,6 +42,23 @@ class Box:
     def as_list(self) -> list[float]:
         return [self.x1, self.y1, self.x2, self.y2]
 
+    def clip(self, image_size: tuple[float, float]) -> Box:
+        """This box cut to the image ``[0, W] x [0, H]``.
+
+        Annotations often overrun the image by a pixel (COCO ``x + w`` rounding); the
+        writers refuse such boxes, so data converters clip them explicitly with this.
+
+        Args:
+            image_size: ``(width, height)`` in pixels.
+        """
+        width, height = image_size
+        return Box(
+            min(max(self.x1, 0.0), width),
+            min(max(self.y1, 0.0), height),
+            min(max(self.x2, 0.0), width),
+            min(max(self.y2, 0.0), height),
+        )
+
 
 @dataclass(frozen=True)
 class Span:
@@ -51,3 +73,7 @@ class Span:
 
     def as_list(self) -> list[float]:
         return [self.start, self.end]
+
+    def clip(self, duration: float) -> Span:
+        """This span cut to the clip ``[0, duration]`` seconds."""
+        return Span(min(max(self.start, 0.0), duration), min(max(self.end, 0.0), duration))
