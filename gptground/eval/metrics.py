@@ -91,7 +91,7 @@ def rec_accuracy(
     """
     _check_paired(predictions, truths)
     correct = failures = 0
-    for index, (predicted, truth) in enumerate(zip(predictions, truths)):
+    for index, (predicted, truth) in enumerate(zip(predictions, truths, strict=True)):
         truth_boxes = [truth] if isinstance(truth, Box) else list(truth)
         _check_has_truth(truth_boxes, index)
         if not predicted:
@@ -125,7 +125,7 @@ def temporal_grounding(
     """
     _check_paired(predictions, truths)
     ious = []
-    for index, (predicted, truth_spans) in enumerate(zip(predictions, truths)):
+    for index, (predicted, truth_spans) in enumerate(zip(predictions, truths, strict=True)):
         _check_has_truth(truth_spans, index)
         top1 = predicted[0] if predicted else None
         ious.append(max(span_iou(top1, s) for s in truth_spans) if top1 else 0.0)
@@ -169,16 +169,14 @@ def phrase_grounding_recall(
     """
     _check_paired(predictions, truths)
     trials = recalled = 0
-    for predicted, truth in zip(predictions, truths):
+    for predicted, truth in zip(predictions, truths, strict=True):
         pooled = _pool_by_phrase(predicted or [])
         for phrase, truth_boxes in truth:
             if not truth_boxes:
                 continue
             trials += 1
             candidates = pooled.get(normalize_phrase(phrase), [])
-            recalled += any(
-                _hit(box_iou(p, t), threshold) for p in candidates for t in truth_boxes
-            )
+            recalled += any(_hit(box_iou(p, t), threshold) for p in candidates for t in truth_boxes)
     if trials == 0:
         raise ValueError("no ground-truth phrase has a box: nothing to score")
     failures = sum(1 for predicted in predictions if predicted is None)
