@@ -94,11 +94,15 @@ def _prepare(tokenizer: PreTrainedTokenizerFast) -> PreTrainedTokenizerFast:
 
 
 # --- the shipped tiny tokenizer ------------------------------------------------------------
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
 # Words of grounding questions, answers and captions. The generated corpus mixes them with
 # boxes, spans and the conversation templates' own text, so those split into few tokens.
-_COLOURS = "red green blue yellow black white orange purple pink brown grey gray golden silver dark light".split()
-_SHAPES = "square round circle triangle rectangle striped small large big tall short long tiny little".split()
-_OBJECTS = (
+_COLOURS = _words("red green blue yellow black white orange purple pink brown grey gray golden silver dark light")
+_SHAPES = _words("square round circle triangle rectangle striped small large big tall short long tiny little")
+_OBJECTS = _words(
     "man woman boy girl child person people dog cat horse bird cow sheep car bus truck bike "
     "bicycle motorcycle train plane boat chair table sofa couch bed tv laptop phone cup bottle "
     "glass plate bowl pizza cake banana apple orange sandwich umbrella bag backpack ball kite "
@@ -106,18 +110,18 @@ _OBJECTS = (
     "window door wall floor sky cloud water river sea beach mountain snow hat shirt jacket "
     "dress shoe helmet glasses camera guitar piano book clock vase toilet sink oven knife "
     "fork spoon player team crowd baby hand head face hair dish box food field fence pole"
-).split()
-_RELATIONS = (
+)
+_RELATIONS = _words(
     "on in under above below behind beside near next to left right of the top bottom middle "
     "center front back corner side between holding wearing riding sitting standing walking "
     "running looking playing eating drinking"
-).split()
-_VERBS = (
+)
+_VERBS = _words(
     "turns around looks at the camera jumps runs walks opens closes picks up puts down throws "
     "catches sits stands falls speaks sings laughs cries smiles waves points pours cuts "
     "drives rides enters leaves starts stops begins ends appears disappears barks meows rings"
-).split()
-_WORDS = (
+)
+_WORDS = _words(
     "a an the is are was were be it this that these those there here what where when which "
     "who how why can could would should do does did please provide give describe tell me "
     "find locate detect ground show answer question image video audio sound clip frame "
@@ -128,8 +132,8 @@ _WORDS = (
     "object thing part area place position location start end beginning duration seconds "
     "he she they his her their its him them we you i my your our very also just only then "
     "brief short detailed description summary sentence phrase word referring expression"
-).split()
-_SCENES = (
+)
+_SCENES = _words(
     "kitchen bathroom bedroom living room office street park garden forest desert lake ocean "
     "city town village market store shop restaurant cafe airport station stadium court pool "
     "playground farm zoo museum library school classroom hospital church bridge tunnel highway "
@@ -137,26 +141,30 @@ _SCENES = (
     "balcony stairs hallway yard lawn hill valley island harbor dock shore wave sand rock stone "
     "wood metal plastic paper cloth leather wooden glass brick concrete grassy snowy sunny "
     "cloudy rainy foggy night day morning evening sunset sunrise indoor outdoor inside outside"
-).split()
-_SOUNDS = (
+)
+_SOUNDS = _words(
     "music speech voice talking singing whistle siren engine motor horn bell alarm applause "
     "clapping footsteps knocking door slam thunder rain wind birds chirping dog barking cat "
     "meowing baby crying laughter crowd cheering typing keyboard drum violin flute trumpet "
     "vehicle passing helicopter airplane train whistle water running splashing dripping "
     "frying sizzling chopping ticking buzzing humming loud quiet soft noise silence echo"
-).split()
-_ACTIONS = (
+)
+_ACTIONS = _words(
     "holds carries pushes pulls lifts drops kicks hits swings climbs crawls dances plays "
     "reads writes draws paints cooks washes cleans brushes combs folds ties wraps fills "
     "empties turns on off slowly quickly again together alone towards away into onto out "
     "over through across along around against upon within person's man's woman's dog's "
     "someone something nothing everything another each other himself herself themselves"
-).split()
+)
 _TEMPLATE_TEXT = (
-    "A chat between a curious human and an artificial intelligence assistant. The assistant "
-    "gives helpful, detailed, and polite answers to the human's questions.",
-    "A chat between a curious user and an artificial intelligence assistant. The assistant "
-    "gives helpful, detailed, and polite answers to the user's questions.",
+    (
+        "A chat between a curious human and an artificial intelligence assistant. The assistant "
+        "gives helpful, detailed, and polite answers to the human's questions."
+    ),
+    (
+        "A chat between a curious user and an artificial intelligence assistant. The assistant "
+        "gives helpful, detailed, and polite answers to the user's questions."
+    ),
     "### Human:",
     "### Assistant:",
     "USER:",
@@ -189,8 +197,10 @@ def _sentence(rng: random.Random) -> str:
         f"The {rng.choice(_OBJECTS)} {rng.choice(_VERBS)} {words} in {_span(rng)}.",
         f"{thing.capitalize()} {relation} {words} {_box(rng)}{_box(rng)}, {rng.randint(0, 2024)}.",
         f"<image>\n{words.capitalize()}, {thing}?",
-        f"In the {rng.choice(_SCENES)}, {rng.choice(_SOUNDS)} {rng.choice(_SOUNDS)} while the "
-        f"{rng.choice(_OBJECTS)} {rng.choice(_ACTIONS)} {words}.",
+        (
+            f"In the {rng.choice(_SCENES)}, {rng.choice(_SOUNDS)} {rng.choice(_SOUNDS)} while the "
+            f"{rng.choice(_OBJECTS)} {rng.choice(_ACTIONS)} {words}."
+        ),
         rng.choice(_TEMPLATE_TEXT) + " " + words,
     )
     return rng.choice(choices)
