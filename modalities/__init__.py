@@ -35,3 +35,5 @@ __all__ = [
     "register_modality",
     "registered_modalities",
 ]
+
+from modalities import image, video  # noqa: E402,F401  (registers the "image" and "video" modalities)

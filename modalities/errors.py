@@ -45,3 +45,15 @@ class CheckpointNotFoundError(FileNotFoundError):
         if detail:
             msg += f" ({detail})"
         super().__init__(msg)
+
+
+class CheckpointFormatError(ValueError):
+    """A checkpoint exists but cannot be used: unsafe pickle, or keys/shapes that do not fit.
+
+    Names the file or folder and the recipe key that sets it.
+    """
+
+    def __init__(self, location: str, recipe_key: str, detail: str):
+        self.location = location
+        self.recipe_key = recipe_key
+        super().__init__(f"checkpoint {location!r} (set by recipe key `{recipe_key}`): {detail}")

@@ -1,4 +1,6 @@
-"""A trainable Q-Former adapter: a fixed number of learned queries read a feature sequence.
+"""Q-Formers: a trainable adapter, and the frozen BLIP-2 Q-Former loaded from checkpoints.
+
+A Q-Former is a fixed number of learned queries that read a feature sequence.
 
 Used by the video modality (64 queries over F frames x 32 frame tokens) and the audio
 modality (8 queries over 3 window embeddings). The transformer is transformers'
@@ -6,15 +8,31 @@ modality (8 queries over 3 window embeddings). The transformer is transformers'
 features); this module adds what BLIP-2 keeps outside it: the learned query tokens, an
 optional learned position embedding on the *input* sequence (positions are frames or audio
 windows, so the Q-Former knows their order) and a Linear projection into the decoder width.
+
+``BlipQFormer`` is BLIP-2's own Q-Former (vision LayerNorm + 32 query tokens + Q-Former), used
+frozen per video frame; ``build_blip2_qformer`` makes it tiny or from a LAVIS ``.pth`` /
+``.safetensors`` file or a Hugging Face BLIP-2 folder or hub id.
 """
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass
 
 import torch
 from torch import nn
-from transformers import Blip2QFormerConfig, Blip2QFormerModel
+from transformers import Blip2Config, Blip2QFormerConfig, Blip2QFormerModel
+
+from modalities.checkpoints import (
+    TINY,
+    load_state_dict_file,
+    load_strict,
+    map_lavis_blip2_keys,
+    read_hf_weights,
+    resolve_pretrained,
+)
+from modalities.errors import CheckpointFormatError
 
 
 @dataclass
@@ -125,3 +143,99 @@ class QFormerAdapter(nn.Module):
         if features.dim() == 4:
             pos = pos[:, None, :]  # same embedding for all K tokens of a position
         return features + pos
+
+
+class BlipQFormer(nn.Module):
+    """BLIP-2's Q-Former as a feature reader: (N, T, C_enc) -> (N, num_queries, hidden).
+
+    ``vision_norm`` is BLIP-2's LayerNorm on the image features (LAVIS ``ln_vision``; the
+    vision ``post_layernorm`` in transformers' BLIP-2), applied before the queries read them.
+    """
+
+    def __init__(self, config: QFormerConfig, norm_eps: float = 1e-5):
+        super().__init__()
+        self.config = config
+        self.vision_norm = nn.LayerNorm(config.encoder_hidden_size, eps=norm_eps)
+        self.query_tokens = nn.Parameter(torch.randn(1, config.num_queries, config.hidden_size) * 0.02)
+        self.qformer = Blip2QFormerModel(config.to_hf())
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """(N, T, C_enc) image tokens -> (N, num_queries, hidden) query outputs."""
+        features = self.vision_norm(features)
+        queries = self.query_tokens.expand(features.shape[0], -1, -1)
+        return self.qformer(query_embeds=queries, encoder_hidden_states=features).last_hidden_state
+
+
+def build_blip2_qformer(location: str, recipe_key: str, tiny: QFormerConfig) -> BlipQFormer:
+    """A BLIP-2 Q-Former: tiny with random weights, or loaded from a checkpoint.
+
+    Args:
+        location: ``"tiny"``; a LAVIS BLIP-2 ``.pth``/``.safetensors`` file (e.g.
+            ``blip2_pretrained_vitL.pth``); or a Hugging Face BLIP-2 folder or hub id.
+        recipe_key: the recipe key that set ``location``, for error messages.
+        tiny: the shape of the tiny build (ignored for checkpoints, whose shape is read
+            from the checkpoint).
+    """
+    if location == TINY:
+        return BlipQFormer(tiny)
+    path = resolve_pretrained(location, recipe_key)
+    if os.path.isfile(path):
+        return _from_lavis_file(path, recipe_key)
+    return _from_hf_blip2(path, recipe_key)
+
+
+def _from_lavis_file(path: str, recipe_key: str) -> BlipQFormer:
+    state = map_lavis_blip2_keys(load_state_dict_file(path, recipe_key), path, recipe_key)
+    model = BlipQFormer(_lavis_shape(state, path, recipe_key))
+    load_strict(model, state, path, recipe_key)
+    return model
+
+
+def _lavis_shape(state: dict[str, torch.Tensor], path: str, recipe_key: str) -> QFormerConfig:
+    """The Q-Former shape implied by a mapped LAVIS state dict.
+
+    Heads are not stored in a checkpoint: BLIP-2's Q-Former is BERT-base, whose heads are
+    64 wide, so heads = hidden / 64.
+    """
+    layers = {int(m.group(1)) for k in state if (m := re.match(r"qformer\.encoder\.layer\.(\d+)\.", k))}
+    cross = sorted({int(m.group(1)) for k in state
+                    if (m := re.match(r"qformer\.encoder\.layer\.(\d+)\.crossattention\.", k))})
+    if "query_tokens" not in state or not layers or not cross:
+        raise CheckpointFormatError(path, recipe_key, "no BLIP-2 Q-Former inside (query_tokens, Qformer.bert.encoder.layer.*)")
+    _, num_queries, hidden = state["query_tokens"].shape
+    return QFormerConfig(
+        num_layers=max(layers) + 1,
+        hidden_size=hidden,
+        num_heads=max(1, hidden // 64),
+        intermediate_size=state["qformer.encoder.layer.0.intermediate_query.dense.weight"].shape[0],
+        num_queries=num_queries,
+        encoder_hidden_size=state[f"qformer.encoder.layer.{cross[0]}.crossattention.attention.key.weight"].shape[1],
+        max_positions=0,
+        cross_attention_frequency=cross[1] - cross[0] if len(cross) > 1 else max(layers) + 1,
+    )
+
+
+def _from_hf_blip2(path: str, recipe_key: str) -> BlipQFormer:
+    """From a transformers BLIP-2 folder (any Blip2* model's ``save_pretrained``) or hub id."""
+    if not os.path.isdir(path):  # a reachable hub id: fetch configs and weights only
+        from huggingface_hub import snapshot_download
+
+        path = snapshot_download(path, allow_patterns=["*.json", "*.safetensors"])
+    blip2 = Blip2Config.from_pretrained(path, local_files_only=True)
+    qf = blip2.qformer_config
+    config = QFormerConfig(
+        num_layers=qf.num_hidden_layers, hidden_size=qf.hidden_size, num_heads=qf.num_attention_heads,
+        intermediate_size=qf.intermediate_size, num_queries=blip2.num_query_tokens,
+        encoder_hidden_size=qf.encoder_hidden_size, max_positions=0,
+        cross_attention_frequency=qf.cross_attention_frequency,
+    )
+    model = BlipQFormer(config, norm_eps=blip2.vision_config.layer_norm_eps)
+    raw = read_hf_weights(path, ("qformer.", "query_tokens", "vision_model.post_layernorm."), recipe_key)
+    text_branch = re.compile(r"^qformer\.encoder\.layer\.\d+\.(intermediate|output)\.")
+    state = {
+        k.replace("vision_model.post_layernorm.", "vision_norm."): v
+        for k, v in raw.items()
+        if not text_branch.match(k)
+    }
+    load_strict(model, state, path, recipe_key)
+    return model

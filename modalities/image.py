@@ -1,0 +1,189 @@
+"""The image modality: PIL decoding, pad-to-square CLIP transform, frozen CLIP, MLP adapter.
+
+Reference (GroundingGPT, LLaVA-1.5 style): CLIP ViT-L/14 at 336 px, second-to-last layer,
+CLS dropped -> 576 tokens of 1024; adapter Linear(1024 -> d) -> GELU -> Linear(d -> d).
+
+Decoding rules, all deterministic:
+
+* The format is sniffed from the content, not the extension (a PNG named ``.jpg`` loads);
+  content no decoder recognises is ``UnsupportedMediaError``.
+* The pixel count is checked from the header before any decoding (``max_pixels``), so a
+  20000 x 20000 image fails at once with ``MediaTooLargeError`` and allocates nothing. Pillow's
+  own bomb guard (2 x ``PIL.Image.MAX_IMAGE_PIXELS``, about 179 M pixels) still applies above
+  that and is reported the same way.
+* EXIF orientation is applied; ``Media.size`` is (width, height) after it.
+* Grey, palette, CMYK and 16-bit images become RGB uint8 (16-bit: value / 257). Transparent
+  pixels are composited onto CLIP's mean colour, the same colour as the square padding, so
+  to the encoder a transparent area looks like "no image" rather than black or white.
+
+Transforms: pad to a square with the mean colour (image centred, as LLaVA's expand2square;
+boxes are relative to that square), bicubic resize, CLIP normalisation. The train transform
+equals the eval transform on purpose: a random crop or flip would move the boxes that the
+text of the same sample states.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torch import nn
+from torchvision.transforms.v2 import functional as TF
+
+from modalities.base import Media, Modality, register_modality
+from modalities.clip import CLIP_MEAN, CLIP_STD, CLIPFeatures, TinyVisionShape, load_clip_vision, mean_colour_uint8
+from modalities.checkpoints import TINY
+from modalities.errors import CorruptMediaError, MediaTooLargeError, UnsupportedMediaError
+from modalities.io import MediaSource, read_bytes, source_name
+
+_SIXTEEN_BIT = {"I;16", "I;16L", "I;16B", "I;16N", "I"}  # "I" holds 16-bit PNG/TIFF data in Pillow
+
+
+@dataclass
+class ImageConfig:
+    """Image modality settings (recipe section ``model.modalities.image``)."""
+
+    encoder: str = "openai/clip-vit-large-patch14-336"  # CLIP vision HF folder / hub id, or "tiny"
+    image_size: int = 336  # model input side in pixels; must equal the checkpoint's
+    feature_layer: int = -2  # encoder hidden state to use (-2 = second-to-last layer)
+    adapter_hidden_size: int | None = None  # width of the MLP adapter's middle; None = d_model
+    max_pixels: int = 100_000_000  # refuse images with more pixels than this (decompression bombs)
+    tiny: TinyVisionShape = field(default_factory=TinyVisionShape)  # encoder shape when encoder="tiny"
+    recipe_key: str = "model.modalities.image"  # where this section sits in the recipe, for errors
+
+    def __post_init__(self) -> None:
+        self.tiny = TinyVisionShape.of(self.tiny)  # recipes give nested sections as mappings
+        if not self.encoder:
+            raise ValueError("ImageConfig.encoder must name a CLIP checkpoint or be 'tiny'")
+        if self.image_size < 1:
+            raise ValueError(f"ImageConfig.image_size must be >= 1, got {self.image_size}")
+        if self.feature_layer == 0:
+            raise ValueError("ImageConfig.feature_layer must not be 0 (the embeddings, before any layer)")
+        if self.adapter_hidden_size is not None and self.adapter_hidden_size < 1:
+            raise ValueError(f"ImageConfig.adapter_hidden_size must be >= 1 or None, got {self.adapter_hidden_size}")
+        if self.max_pixels < 1:
+            raise ValueError(f"ImageConfig.max_pixels must be >= 1, got {self.max_pixels}")
+        if self.encoder == TINY and self.image_size % self.tiny.patch_size:
+            raise ValueError(
+                f"ImageConfig.image_size ({self.image_size}) must be a multiple of "
+                f"ImageConfig.tiny.patch_size ({self.tiny.patch_size})"
+            )
+
+    def key(self, field_name: str) -> str:
+        """The dotted recipe key of one field, e.g. ``model.modalities.image.encoder``."""
+        return f"{self.recipe_key}.{field_name}"
+
+
+# --- decoding -------------------------------------------------------------------------------
+def decode_image(source: MediaSource, max_pixels: int) -> Media:
+    """Read an image file into RGB uint8 ``Media`` (data (3, H, W), size (W, H))."""
+    name = source_name(source)
+    img = _open_checked(read_bytes(source), name, max_pixels)
+    try:
+        img = ImageOps.exif_transpose(img)  # also decodes the pixels
+        rgb = to_rgb(img, name)
+    except (OSError, SyntaxError, ValueError) as e:  # truncated or corrupt pixel data
+        raise CorruptMediaError(name, f"image data cannot be decoded: {e}") from e
+    data = torch.from_numpy(np.asarray(rgb).copy()).permute(2, 0, 1).contiguous()  # (3, H, W) uint8
+    return Media(data=data, source=name, size=rgb.size)
+
+
+def _open_checked(raw: bytes, name: str, max_pixels: int) -> Image.Image:
+    """Open (header only) and refuse images over ``max_pixels`` before decoding."""
+    try:
+        with warnings.catch_warnings():  # our own limit below replaces Pillow's warning
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(raw))
+    except Image.DecompressionBombError as e:
+        raise MediaTooLargeError(name, str(e)) from e
+    except UnidentifiedImageError as e:
+        raise UnsupportedMediaError(name, "not an image format Pillow can read (content sniffed)") from e
+    except (OSError, SyntaxError, ValueError) as e:
+        raise CorruptMediaError(name, f"unreadable image header: {e}") from e
+    width, height = img.size
+    if width * height > max_pixels:
+        raise MediaTooLargeError(name, f"{width}x{height} = {width * height} pixels exceeds max_pixels={max_pixels}")
+    if width < 1 or height < 1:
+        raise CorruptMediaError(name, f"image has no pixels ({width}x{height})")
+    return img
+
+
+def to_rgb(img: Image.Image, name: str) -> Image.Image:
+    """Any Pillow mode -> RGB (8 bit), alpha composited onto CLIP's mean colour."""
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode in _SIXTEEN_BIT:
+        img = _sixteen_bit_to_l(img)
+    if img.mode == "F":
+        raise UnsupportedMediaError(name, "32-bit float images have no standard value range")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        background = Image.new("RGB", img.size, mean_colour_uint8())
+        background.paste(img.convert("RGBA"), mask=img.convert("RGBA").getchannel("A"))
+        return background
+    return img.convert("RGB")
+
+
+def _sixteen_bit_to_l(img: Image.Image) -> Image.Image:
+    """16-bit grey -> 8-bit grey by value / 257 (65535 -> 255); Pillow's convert would clip."""
+    values = np.asarray(img, dtype=np.float64)
+    return Image.fromarray(np.clip(np.rint(values / 257.0), 0, 255).astype(np.uint8), mode="L")
+
+
+# --- pixel transforms (shared with video) ----------------------------------------------------
+def square_offsets(width: int, height: int) -> tuple[int, int, int]:
+    """(left, top, side) of an image inside its padded square (centred, integer offsets)."""
+    side = max(width, height)
+    return (side - width) // 2, (side - height) // 2, side
+
+
+def pad_to_square(pixels: torch.Tensor) -> torch.Tensor:
+    """(..., 3, H, W) uint8 -> (..., 3, S, S), S = max(H, W), image centred on the mean colour."""
+    H, W = pixels.shape[-2:]
+    left, top, side = square_offsets(W, H)
+    out = torch.tensor(mean_colour_uint8(), dtype=pixels.dtype).view(3, 1, 1)
+    out = out.expand(*pixels.shape[:-2], side, side).clone()
+    out[..., top:top + H, left:left + W] = pixels
+    return out
+
+
+def resize_normalise(pixels: torch.Tensor, size: int) -> torch.Tensor:
+    """(..., 3, S, S) uint8 square -> (..., 3, size, size) float32, CLIP-normalised."""
+    resized = TF.resize(pixels, [size, size], interpolation=TF.InterpolationMode.BICUBIC, antialias=True)
+    return TF.normalize(resized.float() / 255.0, list(CLIP_MEAN), list(CLIP_STD))
+
+
+# --- modality -------------------------------------------------------------------------------
+@register_modality
+class ImageModality(Modality):
+    """Images -> (image_size / patch)^2 decoder tokens through frozen CLIP and an MLP."""
+
+    name = "image"
+    record_key = "image"
+    placeholder = "<image>"
+    token_prefix = "im"
+    config_class = ImageConfig
+
+    def __init__(self, config: ImageConfig, d_model: int):
+        super().__init__(config, d_model)
+        clip = load_clip_vision(config.encoder, config.key("encoder"), config.tiny, config.image_size)
+        self.encoder = CLIPFeatures(clip, config.feature_layer, drop_cls=True)
+        hidden = config.adapter_hidden_size or d_model
+        self.adapter = nn.Sequential(
+            nn.Linear(self.encoder.hidden_size, hidden), nn.GELU(), nn.Linear(hidden, d_model)
+        )
+        self.freeze_encoder()
+
+    @property
+    def num_tokens(self) -> int:
+        return self.encoder.num_patches
+
+    def load(self, source: MediaSource) -> Media:
+        return decode_image(source, self.config.max_pixels)
+
+    def transform(self, media: Media, train: bool) -> torch.Tensor:
+        """(3, H, W) uint8 -> (3, S, S) float; ``train`` changes nothing (boxes must not move)."""
+        return resize_normalise(pad_to_square(media.data), self.config.image_size)

@@ -1,0 +1,205 @@
+"""The video modality: F sampled frames -> frozen CLIP + BLIP-2 Q-Former -> video Q-Former.
+
+Reference (GroundingGPT): 64 frames at 224 px; per frame a frozen image encoder and a frozen
+BLIP-2 Q-Former (32 queries of 768); then, trainable, a learned frame position embedding
+(64 x 768), a 2-layer video Q-Former with 64 queries and Linear(768 -> d_model): 64 tokens.
+GroundingGPT's frame encoder was EVA ViT-g; this project's design uses CLIP ViT-L/14, whose
+matching BLIP-2 Q-Former is LAVIS's ``pretrain_vitL`` checkpoint (``blip2_pretrained_vitL.pth``,
+https://storage.googleapis.com/sfr-vision-language-research/LAVIS/models/BLIP2/blip2_pretrained_vitL.pth),
+trained on CLIP-L/14's second-to-last layer with the CLS token kept: the defaults here.
+
+Shapes: ``transform`` gives (F, 3, S, S) float; ``encode`` maps (B, F, 3, S, S) to frame
+tokens (B, F, 32, 768) (kept per frame so the adapter can add one position per frame);
+``adapt`` gives (B, num_queries, d_model).
+
+Transforms: eval pads each frame to a square with CLIP's mean colour and resizes it, as for
+images, and never crops (the reference applied its training crop at inference: a defect).
+Train first takes one random crop (area fraction ``train_crop_scale``, aspect ratio
+``train_crop_ratio``) shared by all frames, then does the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torchvision.transforms import RandomResizedCrop
+
+from modalities.base import Media, Modality, register_modality
+from modalities.checkpoints import TINY
+from modalities.clip import CLIPFeatures, TinyVisionShape, load_clip_vision
+from modalities.errors import CheckpointFormatError
+from modalities.image import pad_to_square, resize_normalise
+from modalities.io import MediaSource
+from modalities.qformer import BlipQFormer, QFormerAdapter, QFormerConfig, build_blip2_qformer
+from modalities.video_io import read_video
+
+
+@dataclass
+class TinyFrameQFormerShape:
+    """Shape of a tiny random-weight BLIP-2 Q-Former (used when frame_qformer="tiny")."""
+
+    hidden_size: int = 32  # query width (real: 768)
+    num_layers: int = 2  # transformer layers (real: 12)
+    num_heads: int = 2  # attention heads (real: 12)
+    num_queries: int = 32  # query tokens per frame (real: 32)
+    cross_attention_frequency: int = 2  # cross-attention every this many layers (real: 2)
+
+    @classmethod
+    def of(cls, value: TinyFrameQFormerShape | dict) -> TinyFrameQFormerShape:
+        """Accept the dataclass itself or a recipe mapping of its fields."""
+        return value if isinstance(value, cls) else cls(**dict(value))
+
+    def to_config(self, encoder_hidden_size: int) -> QFormerConfig:
+        return QFormerConfig(
+            num_layers=self.num_layers, hidden_size=self.hidden_size, num_heads=self.num_heads,
+            intermediate_size=4 * self.hidden_size, num_queries=self.num_queries,
+            encoder_hidden_size=encoder_hidden_size, max_positions=0,
+            cross_attention_frequency=self.cross_attention_frequency, dropout=0.0,
+        )
+
+
+@dataclass
+class VideoConfig:
+    """Video modality settings (recipe section ``model.modalities.video``)."""
+
+    num_frames: int = 64  # frames sampled per clip (F); short clips repeat frames
+    image_size: int = 224  # frame side in pixels after pad-to-square and resize
+    frame_encoder: str = "openai/clip-vit-large-patch14"  # CLIP vision HF folder / hub id, or "tiny"
+    frame_feature_layer: int = -2  # frame encoder hidden state read by the Q-Former (CLS kept)
+    frame_qformer: str = "blip2_pretrained_vitL.pth"  # LAVIS BLIP-2 file, HF BLIP-2 folder / hub id, or "tiny"
+    frame_batch_size: int = 64  # frames per frozen-encoder forward pass (bounds memory)
+    num_queries: int = 64  # video Q-Former queries = decoder tokens per video
+    adapter_num_layers: int = 2  # video Q-Former layers
+    adapter_hidden_size: int = 768  # video Q-Former width
+    adapter_num_heads: int = 12  # video Q-Former attention heads
+    adapter_intermediate_size: int = 3072  # video Q-Former feed-forward width
+    adapter_dropout: float = 0.1  # video Q-Former dropout (train mode only)
+    train_crop_scale: tuple[float, float] = (0.8, 1.0)  # training crop area fraction range; (1, 1) = no crop
+    train_crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)  # training crop aspect ratio range (w / h)
+    max_frame_pixels: int = 40_000_000  # refuse videos whose frames have more pixels than this
+    tiny_encoder: TinyVisionShape = field(default_factory=TinyVisionShape)  # shape if frame_encoder="tiny"
+    tiny_qformer: TinyFrameQFormerShape = field(default_factory=TinyFrameQFormerShape)  # if frame_qformer="tiny"
+    recipe_key: str = "model.modalities.video"  # where this section sits in the recipe, for errors
+
+    def __post_init__(self) -> None:
+        self.tiny_encoder = TinyVisionShape.of(self.tiny_encoder)
+        self.tiny_qformer = TinyFrameQFormerShape.of(self.tiny_qformer)
+        self.train_crop_scale = _pair(self.train_crop_scale, "train_crop_scale")
+        self.train_crop_ratio = _pair(self.train_crop_ratio, "train_crop_ratio")
+        for name in ("num_frames", "image_size", "frame_batch_size", "num_queries", "adapter_num_layers",
+                     "adapter_hidden_size", "adapter_num_heads", "adapter_intermediate_size", "max_frame_pixels"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"VideoConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if not self.frame_encoder or not self.frame_qformer:
+            raise ValueError("VideoConfig.frame_encoder and VideoConfig.frame_qformer must be set (or 'tiny')")
+        if self.frame_feature_layer == 0:
+            raise ValueError("VideoConfig.frame_feature_layer must not be 0 (the embeddings, before any layer)")
+        low, high = self.train_crop_scale
+        if not 0.0 < low <= high <= 1.0:
+            raise ValueError(f"VideoConfig.train_crop_scale must satisfy 0 < low <= high <= 1, got {self.train_crop_scale}")
+        low, high = self.train_crop_ratio
+        if not 0.0 < low <= high:
+            raise ValueError(f"VideoConfig.train_crop_ratio must satisfy 0 < low <= high, got {self.train_crop_ratio}")
+        if self.adapter_hidden_size % self.adapter_num_heads:
+            raise ValueError(
+                f"VideoConfig.adapter_hidden_size ({self.adapter_hidden_size}) must be divisible by "
+                f"VideoConfig.adapter_num_heads ({self.adapter_num_heads})"
+            )
+
+    def key(self, field_name: str) -> str:
+        """The dotted recipe key of one field, e.g. ``model.modalities.video.frame_qformer``."""
+        return f"{self.recipe_key}.{field_name}"
+
+
+def _pair(value: Sequence[float], name: str) -> tuple[float, float]:
+    if len(value) != 2:
+        raise ValueError(f"VideoConfig.{name} must be two numbers (low, high), got {value}")
+    return float(value[0]), float(value[1])
+
+
+class FrameEncoder(nn.Module):
+    """Frozen per-frame features: (B, F, 3, S, S) -> (B, F, Q, H) BLIP-2 query outputs."""
+
+    def __init__(self, clip: CLIPFeatures, qformer: BlipQFormer, frame_batch_size: int):
+        super().__init__()
+        self.clip = clip
+        self.qformer = qformer
+        self.frame_batch_size = frame_batch_size
+
+    @property
+    def num_queries(self) -> int:
+        return self.qformer.config.num_queries
+
+    @property
+    def hidden_size(self) -> int:
+        return self.qformer.config.hidden_size
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        B, F = frames.shape[:2]
+        flat = frames.flatten(0, 1)  # (B*F, 3, S, S)
+        chunks = [self.qformer(self.clip(chunk)) for chunk in flat.split(self.frame_batch_size)]
+        return torch.cat(chunks).unflatten(0, (B, F))  # (B, F, Q, H)
+
+
+@register_modality
+class VideoModality(Modality):
+    """Videos -> ``num_queries`` decoder tokens (reference: 64)."""
+
+    name = "video"
+    record_key = "video"
+    placeholder = "<video>"
+    token_prefix = "vi"
+    config_class = VideoConfig
+
+    def __init__(self, config: VideoConfig, d_model: int):
+        super().__init__(config, d_model)
+        self.encoder = _build_frame_encoder(config)
+        self.adapter = QFormerAdapter(
+            QFormerConfig(
+                num_layers=config.adapter_num_layers, hidden_size=config.adapter_hidden_size,
+                num_heads=config.adapter_num_heads, intermediate_size=config.adapter_intermediate_size,
+                num_queries=config.num_queries, encoder_hidden_size=self.encoder.hidden_size,
+                max_positions=config.num_frames, cross_attention_frequency=1, dropout=config.adapter_dropout,
+            ),
+            d_model,
+        )
+        self.freeze_encoder()
+
+    @property
+    def num_tokens(self) -> int:
+        return self.config.num_queries
+
+    def load(self, source: MediaSource) -> Media:
+        return read_video(source, self.config.num_frames, self.config.max_frame_pixels)
+
+    def transform(self, media: Media, train: bool) -> torch.Tensor:
+        """(F, 3, H, W) uint8 -> (F, 3, S, S) float; a shared random crop first if ``train``."""
+        frames = self._random_crop(media.data) if train else media.data
+        return resize_normalise(pad_to_square(frames), self.config.image_size)
+
+    def _random_crop(self, frames: torch.Tensor) -> torch.Tensor:
+        """One crop box for all frames, drawn from torch's RNG (seeded per worker by the loader)."""
+        scale, ratio = self.config.train_crop_scale, self.config.train_crop_ratio
+        if scale == (1.0, 1.0):
+            return frames
+        top, left, height, width = RandomResizedCrop.get_params(frames[0], list(scale), list(ratio))
+        return frames[..., top:top + height, left:left + width]
+
+
+def _build_frame_encoder(config: VideoConfig) -> FrameEncoder:
+    clip = load_clip_vision(config.frame_encoder, config.key("frame_encoder"), config.tiny_encoder, config.image_size)
+    features = CLIPFeatures(clip, config.frame_feature_layer, drop_cls=False)
+    qformer = build_blip2_qformer(
+        config.frame_qformer, config.key("frame_qformer"), config.tiny_qformer.to_config(features.hidden_size)
+    )
+    if qformer.config.encoder_hidden_size != features.hidden_size:
+        raise CheckpointFormatError(
+            config.frame_qformer, config.key("frame_qformer"),
+            f"this Q-Former reads {qformer.config.encoder_hidden_size}-d image features but "
+            f"`{config.key('frame_encoder')}` gives {features.hidden_size}-d ones; a BLIP-2 Q-Former "
+            "only fits the image encoder it was trained with (ViT-L/14: blip2_pretrained_vitL.pth)",
+        )
+    return FrameEncoder(features, qformer, config.frame_batch_size)

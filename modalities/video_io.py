@@ -1,0 +1,179 @@
+"""Decoding F uniformly sampled frames of a video, with decord and a PyAV fallback.
+
+Sampling: the clip's n frames are cut into F equal segments by index and the frame at the
+centre of each segment is taken: index_i = floor((i + 0.5) * n / F). Each sampled frame thus
+stands for 1/F of the clip, and frame i sits at fraction (i + 0.5) / F of it. A clip with
+fewer than F frames repeats frames (the nearest one to each segment centre), so every video
+yields exactly F frames and batches keep one shape; ``Media.times`` holds each sampled
+frame's true time, so repeats are visible as equal times.
+
+Times are in seconds from the first frame's presentation time; ``Media.duration`` is
+n / (average frame rate), the same for both decoders.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass
+
+import av
+import decord
+import numpy as np
+import torch
+
+from modalities.base import Media
+from modalities.errors import CorruptMediaError, MediaTooLargeError, UnsupportedMediaError
+from modalities.io import MediaSource, local_path, read_bytes, source_name
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class DecodedFrames:
+    """What a decoder returns: frames (F, H, W, 3) uint8, their times (F,) in s, clip facts."""
+
+    frames: np.ndarray
+    times: np.ndarray
+    num_frames: int  # frames in the whole clip
+    fps: float
+
+
+def sample_indices(num_frames: int, num_samples: int) -> np.ndarray:
+    """Centres of ``num_samples`` equal index segments of a ``num_frames`` clip: (F,) int64."""
+    if num_frames < 1:
+        raise ValueError(f"cannot sample from a clip of {num_frames} frames")
+    return np.floor((np.arange(num_samples) + 0.5) * num_frames / num_samples).astype(np.int64)
+
+
+def read_video(source: MediaSource, num_samples: int, max_frame_pixels: int) -> Media:
+    """Decode ``num_samples`` frames of a video into ``Media`` (data (F, 3, H, W) uint8).
+
+    decord reads local paths directly and other sources from an in-memory buffer; when it
+    cannot open a file, PyAV tries (logged as a warning naming the file).
+
+    Raises:
+        MediaNotFoundError, CorruptMediaError (unreadable, 0 frames), UnsupportedMediaError
+        (no video stream), MediaTooLargeError (frames over ``max_frame_pixels``).
+    """
+    name = source_name(source)
+    path = local_path(source)
+    raw = read_bytes(source) if path is None else b""  # read once: a file object cannot rewind
+
+    def target():  # a fresh handle per decoder
+        return path if path is not None else io.BytesIO(raw)
+
+    try:
+        reader = decord.VideoReader(target(), ctx=decord.cpu(0), num_threads=1)
+    except (decord.DECORDError, RuntimeError) as e:
+        logger.warning("decord cannot open %s (%s); decoding it with PyAV", name, _first_line(e))
+        decoded = _read_with_pyav(target(), name, num_samples, max_frame_pixels)
+    else:
+        decoded = _read_with_decord(reader, name, num_samples, max_frame_pixels)
+    return _to_media(decoded, name)
+
+
+def _to_media(decoded: DecodedFrames, name: str) -> Media:
+    frames = torch.from_numpy(np.ascontiguousarray(decoded.frames)).permute(0, 3, 1, 2)  # (F, 3, H, W)
+    height, width = frames.shape[-2:]
+    return Media(
+        data=frames.contiguous(),
+        source=name,
+        size=(int(width), int(height)),
+        duration=decoded.num_frames / decoded.fps,
+        times=torch.from_numpy(decoded.times.astype(np.float32)),
+        meta={"num_frames": decoded.num_frames, "fps": decoded.fps},
+    )
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+# --- decord ---------------------------------------------------------------------------------
+def _read_with_decord(reader: decord.VideoReader, name: str, num_samples: int, max_pixels: int) -> DecodedFrames:
+    n = len(reader)
+    if n < 1:
+        raise CorruptMediaError(name, "video has 0 frames")
+    fps = _checked_fps(reader.get_avg_fps(), name)
+    try:
+        _check_frame_size(reader[0].shape, name, max_pixels)  # one frame before F of them
+        indices = sample_indices(n, num_samples)
+        unique, inverse = np.unique(indices, return_inverse=True)  # decode each frame once
+        frames = reader.get_batch(unique.tolist()).asnumpy()[inverse]  # (F, H, W, 3)
+        starts = reader.get_frame_timestamp(np.concatenate([[0], indices]).tolist())[:, 0]
+    except (decord.DECORDError, RuntimeError) as e:
+        raise CorruptMediaError(name, f"frames cannot be decoded: {_first_line(e)}") from e
+    return DecodedFrames(frames, starts[1:] - starts[0], n, fps)
+
+
+# --- PyAV -----------------------------------------------------------------------------------
+def _read_with_pyav(target, name: str, num_samples: int, max_pixels: int) -> DecodedFrames:
+    try:
+        with av.open(target) as container:
+            if not container.streams.video:
+                raise UnsupportedMediaError(name, "no video stream in the file")
+            stream = container.streams.video[0]
+            _check_frame_size((stream.codec_context.height, stream.codec_context.width), name, max_pixels)
+            fps = _checked_fps(float(stream.average_rate or stream.guessed_rate or 0), name)
+            n = stream.frames or _count_packets(container, stream)
+            decoded = _decode_sampled(container, stream, n, num_samples, fps, name)
+            if decoded is None:  # the header claimed more frames than the stream holds
+                n = _count_frames(container, stream)
+                decoded = _decode_sampled(container, stream, n, num_samples, fps, name)
+    except av.FFmpegError as e:
+        raise CorruptMediaError(name, f"neither decord nor PyAV can read it: {_first_line(e)}") from e
+    if decoded is None:
+        raise CorruptMediaError(name, "frame count changes between two decodes")
+    return decoded
+
+
+def _count_packets(container: av.container.InputContainer, stream: av.VideoStream) -> int:
+    """Frames in a stream whose header does not say: count its packets (no decoding).
+
+    Called on a freshly opened container, so no seek: seeking a stream without packets fails.
+    """
+    return sum(1 for packet in container.demux(stream) if packet.size > 0)
+
+
+def _count_frames(container: av.container.InputContainer, stream: av.VideoStream) -> int:
+    container.seek(0)
+    return sum(1 for _ in container.decode(stream))
+
+
+def _decode_sampled(container, stream, n: int, num_samples: int, fps: float, name: str) -> DecodedFrames | None:
+    """Decode sequentially up to the last sampled index; None if the stream ends before it."""
+    if n < 1:
+        raise CorruptMediaError(name, "video has 0 frames")
+    indices = sample_indices(n, num_samples)
+    wanted, last = set(indices.tolist()), int(indices.max())
+    frames: dict[int, np.ndarray] = {}  # index -> (H, W, 3) uint8
+    times: dict[int, float] = {}  # index -> s from the first frame
+    first_time = None
+    container.seek(0)
+    for i, frame in enumerate(container.decode(stream)):
+        t = frame.time if frame.time is not None else i / fps
+        first_time = t if first_time is None else first_time
+        if i in wanted:
+            frames[i] = frame.to_ndarray(format="rgb24")
+            times[i] = t - first_time
+        if i >= last:
+            break
+    if last not in frames:
+        return None
+    return DecodedFrames(
+        np.stack([frames[i] for i in indices]), np.array([times[i] for i in indices]), n, fps
+    )
+
+
+def _check_frame_size(shape: tuple[int, ...], name: str, max_pixels: int) -> None:
+    height, width = int(shape[0]), int(shape[1])
+    if height * width > max_pixels:
+        raise MediaTooLargeError(name, f"{width}x{height} frames exceed max_frame_pixels={max_pixels}")
+
+
+def _checked_fps(fps: float, name: str) -> float:
+    if not fps or fps <= 0 or not np.isfinite(fps):
+        raise CorruptMediaError(name, f"video has no usable frame rate ({fps})")
+    return float(fps)
