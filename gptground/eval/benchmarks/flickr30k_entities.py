@@ -67,12 +67,20 @@ def parse_caption(
     Returns:
         The caption without markup, and its phrases in reading order.
     """
-    phrases = []
+    pieces: list[str] = []
+    phrases: list[GroundedPhrase] = []
+    cursor = length = 0  # cursor: offset in the marked-up caption; length: in the plain one
     for match in _ENTITY.finditer(caption):
         entity_id, types, words = match.groups()
+        pieces.append(caption[cursor : match.start()])
+        length += match.start() - cursor
         boxes = entity_boxes.get(entity_id, ())
-        phrases.append(GroundedPhrase(words, boxes, entity_id, tuple(types.strip("/").split("/"))))
-    plain = _ENTITY.sub(lambda match: match.group(3), caption)
+        kinds = tuple(types.strip("/").split("/"))
+        phrases.append(GroundedPhrase(words, boxes, length, entity_id, kinds))
+        pieces.append(words)
+        length += len(words)
+        cursor = match.end()
+    plain = "".join(pieces) + caption[cursor:]
     if "[" in plain or "]" in plain:
         raise where.error(f"malformed entity markup in {caption!r}")
     return plain, tuple(phrases)

@@ -34,6 +34,8 @@ class GroundedPhrase:
     text: str
     boxes: tuple[Box, ...]
     """Empty when the entity has no box (not visible, or the whole scene)."""
+    start: int = 0
+    """Character offset of the phrase in its caption (without markup)."""
     entity_id: str = ""
     types: tuple[str, ...] = ()
     """Coarse categories of the annotation (Flickr30K: people, clothing, ...)."""

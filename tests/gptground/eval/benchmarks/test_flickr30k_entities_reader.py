@@ -50,6 +50,11 @@ def test_captions_phrases_and_boxes(root):
         "their hands",
         "the yard",
     ]
+    for item in (first, second):
+        for phrase in item.phrases:
+            assert item.caption[phrase.start : phrase.start + len(phrase.text)] == phrase.text
+    # "Two young guys with " is 20 characters: "shaggy hair" starts at 20
+    assert [p.start for p in first.phrases][:2] == [0, 20]
     men = first.phrases[0]
     # 1-based VOC indices minus 1 on every coordinate (the dataset's own utilities)
     assert men.boxes == (Box(0, 0, 99, 199), Box(200, 10, 299, 210))
