@@ -1,0 +1,199 @@
+"""Generating a whole synthetic world: media, annotation files per stage/task/split, manifest.
+
+Scenes are grouped in four pools (image, video, audio, sound_loc). Tasks of one modality
+share their split's pool: the first ``n`` scenes of the pool serve a task with ``n``
+records, so e.g. the stage-1 image captions describe images that stage 2 asks about, as
+in GroundingGPT's own data. Splits never share a scene or a file.
+
+Every scene draws from its own generator, seeded by ``(seed, split, pool, index)``, and
+its text from one seeded by the task as well: the output does not depend on the order of
+work or on the number of worker processes.
+"""
+
+from __future__ import annotations
+
+import functools
+import multiprocessing
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from gptground.synth.audio import sample_audio_scene, write_audio
+from gptground.synth.config import SPLITS, TASK_STAGE, SynthConfig, SynthConfigError
+from gptground.synth.conversations import TASK_TEXT, build_record
+from gptground.synth.images import sample_image_scene, write_image
+from gptground.synth.sound_source import sample_sound_loc_scene, write_sound_loc
+from gptground.synth.speech import ESPEAK, espeak_available
+from gptground.synth.videos import sample_video_scene, write_video
+from gptground.synth.writer import OWNED_NAMES, AnnotationFile, WorldManifest, annotation_path, media_path, \
+    write_jsonl
+
+POOL_TASKS: dict[str, tuple[str, ...]] = {
+    "image": ("image_caption", "rec", "grounded_caption", "image_dialogue"),
+    "video": ("video_caption", "video_tg", "video_dialogue"),
+    "audio": ("audio_caption", "audio_tg", "audio_dialogue"),
+    "sound_loc": ("sound_loc",),
+}
+# Fixed codes that seed the generators: renaming a split or pool must not change a world.
+_SPLIT_CODE = {"train": 1, "val": 2, "test": 3}
+_POOL_CODE = {"image": 1, "video": 2, "audio": 3, "sound_loc": 4}
+_TASK_CODE = {task: 100 + i for i, task in enumerate(TASK_STAGE)}
+
+
+@dataclass(frozen=True)
+class _RenderContext:
+    """What a worker needs to render one scene (picklable)."""
+
+    config: SynthConfig
+    root: Path
+    audio_kinds: tuple[str, ...]
+
+
+def generate_world(out_dir: str | Path, config: SynthConfig, progress: bool = True,
+                   overwrite: bool = False) -> WorldManifest:
+    """Generate the world described by ``config`` into ``out_dir``.
+
+    Args:
+        out_dir: the world folder; created if missing.
+        progress: show a tqdm bar and a closing samples/s line.
+        overwrite: replace a previous world's folders (images/, videos/, audio/,
+            annotations/, manifest.json) in ``out_dir``; other files are left alone.
+
+    Returns:
+        The manifest, also written to ``out_dir/manifest.json``.
+
+    Raises:
+        FileExistsError: ``out_dir`` holds a previous world and ``overwrite`` is False.
+        SynthConfigError: no audio event kind can be made on this machine.
+    """
+    start = time.perf_counter()
+    root = Path(out_dir)
+    _prepare_folder(root, overwrite)
+    audio_kinds, skipped = _audio_kinds(config)
+    ctx = _RenderContext(config=config, root=root, audio_kinds=audio_kinds)
+    scenes = _render_all(ctx, _jobs(config), progress)
+    annotations = _write_annotations(ctx, scenes)
+    seconds = time.perf_counter() - start
+    manifest = WorldManifest(
+        root=root, seed=config.seed, annotations=annotations, media=_media_counts(scenes), skipped=skipped,
+        seconds=seconds, samples_per_second=len(scenes) / max(seconds, 1e-9), config=asdict(config),
+    )
+    manifest.write()
+    if progress:
+        tqdm.write(f"synthetic world: {len(scenes)} scenes, {sum(a.records for a in annotations)} records "
+                   f"in {seconds:.1f} s ({manifest.samples_per_second:.0f} samples/s) -> {root}")
+    return manifest
+
+
+def _prepare_folder(root: Path, overwrite: bool) -> None:
+    existing = [root / name for name in OWNED_NAMES if (root / name).exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"{root} already holds a world ({existing[0].name}); "
+                              "pass overwrite=True (CLI: --overwrite) or choose another folder")
+    for path in existing:
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    root.mkdir(parents=True, exist_ok=True)
+
+
+def _audio_kinds(config: SynthConfig) -> tuple[tuple[str, ...], dict[str, str]]:
+    """The audio event kinds this machine can make, and why any configured kind is left out."""
+    kinds = config.audio.events
+    if "spoken_word" not in kinds or espeak_available():
+        return kinds, {}
+    kinds = tuple(k for k in kinds if k != "spoken_word")
+    if not kinds:
+        raise SynthConfigError(f"audio.events: only spoken_word is configured and {ESPEAK} is not on PATH")
+    return kinds, {"audio.events.spoken_word": f"{ESPEAK} is not on PATH: this world has no spoken words"}
+
+
+def _jobs(config: SynthConfig) -> list[tuple[str, str, int]]:
+    """(pool, split, index) of every scene: a pool holds as many as its largest task needs."""
+    jobs = []
+    for split in SPLITS:
+        counts = config.counts(split)
+        for pool, tasks in POOL_TASKS.items():
+            jobs += [(pool, split, i) for i in range(max(counts[t] for t in tasks))]
+    return jobs
+
+
+def _render_all(ctx: _RenderContext, jobs: list[tuple[str, str, int]], progress: bool) -> dict:
+    """Render every job's media; returns {(pool, split, index): (scene, media paths)}."""
+    for split in SPLITS:
+        for modality_dir in ("images", "videos", "audio"):
+            (ctx.root / modality_dir / split).mkdir(parents=True, exist_ok=True)
+    render = functools.partial(_render_job, ctx)
+    bar = tqdm(total=len(jobs), desc="synthetic world", unit="sample", disable=not progress)
+    results = {}
+    with bar:
+        if ctx.config.workers == 1:
+            outputs = map(render, jobs)
+            for job, output in zip(jobs, outputs):
+                results[job] = output
+                bar.update()
+        else:  # spawn: safe even when the caller has started threads (torch, tokenizers)
+            with multiprocessing.get_context("spawn").Pool(ctx.config.workers) as pool:
+                for job, output in zip(jobs, pool.imap(render, jobs, chunksize=16)):
+                    results[job] = output
+                    bar.update()
+    return results
+
+
+def _render_job(ctx: _RenderContext, job: tuple[str, str, int]):
+    """Sample and write one scene; returns (scene, {modality key: relative media path})."""
+    pool, split, index = job
+    rng = np.random.default_rng([ctx.config.seed, _SPLIT_CODE[split], _POOL_CODE[pool], index])
+    cfg = ctx.config
+    if pool == "image":
+        scene = sample_image_scene(rng, cfg.image)
+        media = {"image": media_path("image", split, f"img-{index:06d}", "png")}
+        write_image(scene, ctx.root / media["image"])
+    elif pool == "video":
+        scene = sample_video_scene(rng, cfg.video, cfg.image)
+        media = {"video": media_path("video", split, f"vid-{index:06d}", "mp4")}
+        write_video(scene, ctx.root / media["video"], cfg.video.codec)
+    elif pool == "audio":
+        scene = sample_audio_scene(rng, cfg.audio, ctx.audio_kinds)
+        media = {"sound": media_path("sound", split, f"aud-{index:06d}", scene.fmt)}
+        write_audio(scene, ctx.root / media["sound"])
+    else:
+        scene = sample_sound_loc_scene(rng, cfg.image, cfg.audio)
+        media = {"image": media_path("image", split, f"sl-{index:06d}", "png"),
+                 "sound": media_path("sound", split, f"sl-{index:06d}", scene.fmt)}
+        write_sound_loc(scene, ctx.root / media["image"], ctx.root / media["sound"])
+    return scene, media
+
+
+def _write_annotations(ctx: _RenderContext, scenes: dict) -> list[AnnotationFile]:
+    """One JSONL file per (task, split) with records; val/test records carry their target."""
+    files = []
+    for split in SPLITS:
+        counts = ctx.config.counts(split)
+        for pool, tasks in POOL_TASKS.items():
+            for task in tasks:
+                if counts[task] == 0:
+                    continue
+                records = [_record(ctx, task, split, pool, i, *scenes[(pool, split, i)]) for i in range(counts[task])]
+                rel = annotation_path(TASK_STAGE[task], task, split)
+                write_jsonl(ctx.root / rel, records)
+                files.append(AnnotationFile(stage=TASK_STAGE[task], task=task, split=split, path=rel,
+                                            records=len(records)))
+    return sorted(files, key=lambda f: (f.stage, f.task, SPLITS.index(f.split)))
+
+
+def _record(ctx: _RenderContext, task: str, split: str, pool: str, index: int, scene, media: dict) -> dict:
+    rng = np.random.default_rng([ctx.config.seed, _SPLIT_CODE[split], _POOL_CODE[pool], index, _TASK_CODE[task]])
+    dialogue = TASK_TEXT[task](scene, rng)
+    return build_record(f"{task}-{split}-{index:06d}", media, dialogue, with_target=split != "train")
+
+
+def _media_counts(scenes: dict) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for _, media in scenes.values():
+        for path in media.values():
+            folder = path.rsplit("/", 1)[0]
+            counts[folder] = counts.get(folder, 0) + 1
+    return dict(sorted(counts.items()))
