@@ -37,3 +37,4 @@ __all__ = [
 ]
 
 from modalities import image, video  # noqa: E402,F401  (registers the "image" and "video" modalities)
+from modalities import audio  # noqa: E402,F401  (registers the "audio" modality)
