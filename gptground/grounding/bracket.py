@@ -63,6 +63,8 @@ class BracketBoxNotation(UnitBoxNotation):
         while cursor.accept(_BOX_SEP):
             values.append(self._read_box(cursor))
         cursor.expect(_CLOSE, "']' after four numbers")
+        if len(values) == 1:  # a lone box owns its brackets
+            values = [RawValue(values[0].numbers, pos, cursor.pos)]
         return RawGroup(tuple(values), pos, cursor.pos)
 
     @staticmethod

@@ -80,6 +80,8 @@ class Kosmos2BoxNotation(BoxNotation):
         while cursor.accept(_DELIMITER):
             values.append(self._read_pair(cursor))
         cursor.expect(_CLOSE, "'</object>'", shape="</object>")
+        if len(values) == 1:  # a lone box owns its <object> tags
+            values = [RawValue(values[0].numbers, pos, cursor.pos)]
         return RawGroup(tuple(values), pos, cursor.pos)
 
     @staticmethod

@@ -24,9 +24,7 @@ _SENTENCE_END = re.compile(r"[.!?](?=\s)|\n")
 _NOTATION_CHAR = re.compile(r"[\[\]{}<>]")
 _EDGE = " \t\r\n,;:()\"'-–"
 _LEADING_WORDS = frozenset({"and", "or", "then"})
-_TRAILING_WORDS = frozenset(
-    {"is", "are", "was", "were", "at", "in", "from", "during", "between", "within", "located"}
-)
+_TRAILING_WORDS = frozenset({"is", "are", "was", "were", "at", "in", "from", "during", "between", "within", "located"})
 
 
 @dataclass(frozen=True)

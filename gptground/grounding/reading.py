@@ -114,4 +114,4 @@ def _is_partial(rest: str, shape: str) -> bool:
     """Whether ``rest`` is a proper prefix of ``shape`` (``D`` in the shape: any digit)."""
     if len(rest) >= len(shape):
         return False
-    return all(c.isdigit() if s == "D" else c == s for c, s in zip(rest, shape))
+    return all(c.isdigit() if s == "D" else c == s for c, s in zip(rest, shape, strict=False))

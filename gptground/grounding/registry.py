@@ -29,7 +29,9 @@ def _builtin_formats() -> list[GroundingFormat]:
         GroundingFormat(
             "shikra",
             "boxes [x1,y1,x2,y2] 0-1, 3 decimals, on the padded square, ';' between boxes",
-            boxes=BracketBoxNotation(three_decimals, padded=True, item_separator=",", between_boxes=";", one_bracket=True),
+            boxes=BracketBoxNotation(
+                three_decimals, padded=True, item_separator=",", between_boxes=";", one_bracket=True
+            ),
         ),
         GroundingFormat(
             "minigptv2",

@@ -27,7 +27,8 @@ class ParsedValue(Generic[V]):
 
     value: V
     start: int
-    """Character offset of the value's notation in the parsed text."""
+    """Character offset of the value's notation in the parsed text (the whole ``[..]`` or
+    ``<object>..</object>`` when it holds only this value)."""
     end: int
     """Offset one past the notation's last character."""
     flags: frozenset[Flag] = frozenset()

@@ -2,8 +2,8 @@
 
 One combined regex of all the format's openers finds the next place where a box or span
 may start; the notation then reads the group from there. A group that cannot be read
-becomes a failure and scanning resumes just after its opener, so one bad group never hides
-the good ones after it.
+becomes a failure and scanning resumes where reading broke down, so one bad group never
+hides the good ones after it.
 """
 
 from __future__ import annotations
@@ -55,8 +55,11 @@ def scan(text: str, notations: Sequence[Notation], openers: re.Pattern[str], lim
         try:
             group = notation.read_group(scanned, match.start())
         except ReadError as error:
-            result.failures.append(failure(scanned, error.offset, error.reason))
-            pos = max(match.end(), match.start() + 1)
+            # Reported at the notation's start, so the snippet shows what was attempted.
+            result.failures.append(failure(scanned, match.start(), error.reason))
+            # Resume where reading broke down: a notation starting there is still found,
+            # and the failed one's tail is not re-read as a second failure.
+            pos = max(error.offset, match.start() + 1)
         else:
             result.groups.append((notation, group))
             pos = max(group.end, match.start() + 1)

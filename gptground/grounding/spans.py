@@ -137,7 +137,12 @@ class FrameIndexSpanNotation(SpanNotation):
     """
 
     label = "from NN to NN"
-    opener = r"(?<![\w.])(?:(?:from|between)[ \t]{1,3})?(?=\d{1,3}[ \t]{1,3}(?:to|and)\b)"
+    # After "from"/"between" any number is an attempt (so "from 5.5 to 9" is reported);
+    # bare, only whole numbers are, so prose like "version 1.5 and 2" is left alone.
+    opener = (
+        r"(?<![\w.])(?:(?:from|between)[ \t]{1,3}(?=[-+]?[\d.]{1,20}[ \t]{1,3}(?:to|and)\b)"
+        r"|(?=\d{1,3}[ \t]{1,3}(?:to|and)\b))"
+    )
     needs_duration = True
     _FROM = re.compile(r"(?:from|between)[ \t]{1,3}", re.IGNORECASE)
     _TO = re.compile(r"[ \t]{1,3}(?:to|and)\b[ \t]{0,3}", re.IGNORECASE)
