@@ -12,11 +12,10 @@ from gptground.grounding.checks import (
     check_span_in_clip,
 )
 from gptground.grounding.notation import BoxNotation, Notation, SpanNotation
-from gptground.grounding.phrases import PhraseRule, PrecedingText
+from gptground.grounding.phrases import PhraseCollector, PhraseRule, PrecedingText
 from gptground.grounding.reading import RawGroup, RawValue, ReadError
 from gptground.grounding.result import (
     DEFAULT_LIMITS,
-    GroundedPhrase,
     ParsedValue,
     ParseFailure,
     ParseLimits,
@@ -161,13 +160,13 @@ class GroundingFormat:
         image_size = None if image_size is None else check_image_size(image_size)
         duration = None if duration is None else check_duration(duration)
         found = scan(text, self._notations, self._openers, limits)
-        builder = _PhraseBuilder(text, self.phrases, limits.phrase_window)
+        collector = PhraseCollector(text, self.phrases, limits.phrase_window)
         failures = list(found.failures)
         for notation, group in found.groups:
             boxes, spans = self._convert(text, notation, group, image_size, duration, failures)
-            builder.add(group, boxes, spans)
+            collector.add(group, boxes, spans)
         failures.sort(key=lambda f: f.offset)
-        return ParseResult(text, builder.phrases, failures)
+        return ParseResult(text, collector.phrases, failures)
 
     def _convert(
         self,
@@ -202,29 +201,3 @@ class GroundingFormat:
             raise ReadError(raw.start, f"duration is required to convert {self.spans.label} to seconds")
         span, flags = self.spans.to_span(raw, duration)
         return ParsedValue(span, raw.start, raw.end, flags)
-
-
-class _PhraseBuilder:
-    """Collects converted groups into phrases with the format's phrase rule."""
-
-    def __init__(self, text: str, rule: PhraseRule, window: int) -> None:
-        self.text = text
-        self.rule = rule
-        self.window = window
-        self.phrases: list[GroundedPhrase] = []
-        self._previous_end: int | None = None
-
-    def add(self, group: RawGroup, boxes: list[ParsedValue[Box]], spans: list[ParsedValue[Span]]) -> None:
-        link = self.rule.link(self.text, self._previous_end, group.start, self.window)
-        self._previous_end = group.end
-        if not boxes and not spans:
-            return
-        if link.joins_previous and self.phrases:
-            phrase = self.phrases[-1]
-            phrase.end = group.end
-        else:
-            start = group.start if link.start is None else link.start
-            phrase = GroundedPhrase(link.text, start, group.end)
-            self.phrases.append(phrase)
-        phrase.parsed_boxes.extend(boxes)
-        phrase.parsed_spans.extend(spans)

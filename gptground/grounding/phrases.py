@@ -13,12 +13,20 @@ Two rules cover the formats:
 - ``TaggedPhrase`` (MiniGPT-v2 ``<p>..</p>``, Kosmos-2 ``<phrase>..</phrase>``): the phrase
   is the tag's content right before the values; values after only whitespace or the
   format's delimiter join the previous phrase; otherwise they have no phrase.
+
+``PhraseCollector`` applies a rule to a text's groups in order. VTimeLLM's dense captions
+put the event after its span ("From 00 to 17, a woman counts money."), which the
+preceding-text rule does not attach: such spans come back without a phrase.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+from gptground.grounding.reading import RawGroup
+from gptground.grounding.result import GroundedPhrase, ParsedValue
+from gptground.grounding.types import Box, Span
 
 _SENTENCE_END = re.compile(r"[.!?](?=\s)|\n")
 _NOTATION_CHAR = re.compile(r"[\[\]{}<>]")
@@ -133,3 +141,34 @@ def _trim(segment: str) -> tuple[int, int]:
             last -= len(words[-1])
         if (first, last) == before:
             return first, last
+
+
+class PhraseCollector:
+    """Collects a text's converted value groups into phrases, in text order, with a rule."""
+
+    def __init__(self, text: str, rule: PhraseRule, window: int) -> None:
+        self.text = text
+        self.rule = rule
+        self.window = window
+        self.phrases: list[GroundedPhrase] = []
+        self._previous_end: int | None = None
+
+    def add(self, group: RawGroup, boxes: list[ParsedValue[Box]], spans: list[ParsedValue[Span]]) -> None:
+        """Attach a group's converted values to a new phrase or to the previous one.
+
+        A group whose values all failed to convert adds nothing but still ends the text
+        the next group's phrase may come from.
+        """
+        link = self.rule.link(self.text, self._previous_end, group.start, self.window)
+        self._previous_end = group.end
+        if not boxes and not spans:
+            return
+        if link.joins_previous and self.phrases:
+            phrase = self.phrases[-1]
+            phrase.end = group.end
+        else:
+            start = group.start if link.start is None else link.start
+            phrase = GroundedPhrase(link.text, start, group.end)
+            self.phrases.append(phrase)
+        phrase.parsed_boxes.extend(boxes)
+        phrase.parsed_spans.extend(spans)
