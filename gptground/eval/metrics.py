@@ -146,9 +146,11 @@ def phrase_grounding_recall(
 ) -> dict[str, float | int]:
     """Phrase grounding recall of grounded captions (Flickr30K Entities style).
 
-    Every ground-truth phrase that has at least one box is one trial. Predicted phrases
-    are matched to it by normalised text (:func:`normalize_phrase`); the boxes of every
-    predicted phrase with that text are pooled. ANY-box protocol: the phrase is recalled
+    Every ground-truth phrase that has at least one box is one trial. A predicted phrase
+    matches it when their normalised texts (:func:`normalize_phrase`) are equal or the
+    predicted one ends with the ground-truth one: format parsers take the text before a
+    box as its phrase, which can carry leading words ("with shaggy hair [..]"). The boxes
+    of every matching predicted phrase are pooled. ANY-box protocol: the phrase is recalled
     when any pooled predicted box has IoU >= ``threshold`` with any of its ground-truth
     boxes. (The MERGED-box protocol, which first replaces a phrase's ground-truth boxes
     by their enclosing box, is not implemented; numbers under it are not comparable.)
@@ -175,7 +177,7 @@ def phrase_grounding_recall(
             if not truth_boxes:
                 continue
             trials += 1
-            candidates = pooled.get(normalize_phrase(phrase), [])
+            candidates = _matching_boxes(pooled, normalize_phrase(phrase))
             recalled += any(_hit(box_iou(p, t), threshold) for p in candidates for t in truth_boxes)
     if trials == 0:
         raise ValueError("no ground-truth phrase has a box: nothing to score")
@@ -217,6 +219,15 @@ def _pool_by_phrase(pairs: Sequence[PhraseBoxes]) -> dict[str, list[Box]]:
     for phrase, boxes in pairs:
         pooled.setdefault(normalize_phrase(phrase), []).extend(boxes)
     return pooled
+
+
+def _matching_boxes(pooled: dict[str, list[Box]], truth: str) -> list[Box]:
+    return [
+        box
+        for phrase, boxes in pooled.items()
+        if phrase == truth or phrase.endswith(" " + truth)
+        for box in boxes
+    ]
 
 
 def _check_paired(predictions: Sequence[object], truths: Sequence[object]) -> None:

@@ -162,6 +162,7 @@ class TestPhraseGroundingRecall:
             [("a dog", [Box(0, 0, 10, 10)]), ("a ball", [Box(50, 50, 60, 60)])],
             [("Two women", [Box(0, 0, 10, 10)])],
             [("a boy", [Box(0, 0, 10, 10)])],
+            [("shaggy hair", [Box(0, 0, 10, 10)]), ("a red shirt", [Box(50, 50, 60, 60)])],
         ]
         predictions = [
             [
@@ -180,11 +181,14 @@ class TestPhraseGroundingRecall:
             None,  # unparseable: its phrase is missed
             # two mentions of "a boy" are pooled; the second box hits
             [("a boy", [Box(100, 100, 110, 110)]), ("A boy.", [Box(0, 0, 10, 10)])],
+            # the parser's phrase may carry leading words: "with shaggy hair" ends with
+            # "shaggy hair": recalled; "shirt" is shorter than "red shirt": not a match
+            [("with shaggy hair", [Box(0, 0, 10, 10)]), ("shirt", [Box(50, 50, 60, 60)])],
         ]
-        # trials 2 + 2 + 1 + 1 = 6; recalled 2 + 0 + 0 + 1 = 3 -> 0.5
+        # trials 2 + 2 + 1 + 1 + 2 = 8; recalled 2 + 0 + 0 + 1 + 1 = 4 -> 0.5
         assert phrase_grounding_recall(predictions, truths) == {
             "recall@0.5": 0.5,
-            "n": 6,
+            "n": 8,
             "parse_failures": 1,
         }
 
