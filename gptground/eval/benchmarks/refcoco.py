@@ -25,6 +25,7 @@ from gptground.eval.benchmarks.items import RecItem
 from gptground.eval.errors import EvalInputError
 from gptground.eval.fields import Where, box_xywh, box_xyxy, image_size, require, text
 from gptground.eval.files import PathLike, iter_jsonl, load_json
+from gptground.grounding.types import Box
 
 PICKLE_SUFFIXES = (".p", ".pkl", ".pickle")
 
@@ -138,8 +139,8 @@ def _unpickle(path: str, allow_pickle: bool) -> Any:
 
 def _index_instances(
     path: PathLike,
-) -> tuple[dict[int, tuple[str, tuple[int, int]]], dict[int, Any]]:
-    """Map image id -> (file name, (w, h)) and annotation id -> raw COCO bbox."""
+) -> tuple[dict[int, tuple[str, tuple[int, int]]], dict[int, Box]]:
+    """Map image id -> (file name, (w, h)) and annotation id -> box in corner pixels."""
     instances = load_json(path)
     where = Where(os.fspath(path))
     images = {}
@@ -157,7 +158,7 @@ def _index_instances(
 def _ref_items(
     ref: Any,
     images: dict[int, tuple[str, tuple[int, int]]],
-    boxes: dict[int, Any],
+    boxes: dict[int, Box],
     where: Where,
 ) -> Iterator[RecItem]:
     image_id, ann_id = require(ref, "image_id", where), require(ref, "ann_id", where)
