@@ -90,15 +90,11 @@ class Template:
         if not self.name:
             raise ValueError("Template.name must not be empty")
         if len(self.roles) != 2 or not all(self.roles) or self.roles[0] == self.roles[1]:
-            raise ValueError(
-                f"Template.roles of {self.name!r} must be two different names, got {self.roles}"
-            )
+            raise ValueError(f"Template.roles of {self.name!r} must be two different names, got {self.roles}")
         if len(self.seps) != 2:
             raise ValueError(f"Template.seps of {self.name!r} must be (human_sep, assistant_sep)")
         if "{role}" not in self.header:
-            raise ValueError(
-                f"Template.header of {self.name!r} must contain '{{role}}', got {self.header!r}"
-            )
+            raise ValueError(f"Template.header of {self.name!r} must contain '{{role}}', got {self.header!r}")
         if not self.stop or self.stop not in self.seps[1]:
             raise ValueError(f"Template.stop of {self.name!r} must occur in the assistant separator")
 
@@ -145,13 +141,10 @@ def check_turns(turns: Sequence[Turn], prompt: bool = False) -> None:
         expected = HUMAN if i % 2 == 0 else ASSISTANT
         if turn.role != expected:
             raise ConversationError(
-                f"turn {i}: roles must alternate starting with {HUMAN!r}; "
-                f"expected {expected!r}, got {turn.role!r}"
+                f"turn {i}: roles must alternate starting with {HUMAN!r}; expected {expected!r}, got {turn.role!r}"
             )
     if not prompt and turns[-1].role != ASSISTANT:
-        raise ConversationError(
-            f"a training conversation must end with an {ASSISTANT!r} turn, it ends with {HUMAN!r}"
-        )
+        raise ConversationError(f"a training conversation must end with an {ASSISTANT!r} turn, it ends with {HUMAN!r}")
 
 
 def render(template: Template, turns: Sequence[Turn], prompt: bool = False) -> list[Piece]:

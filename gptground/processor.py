@@ -266,7 +266,9 @@ class Processor:
         self._check_placeholders(turns, set(media), sample_id)
         encoded = self._encode(self._render(turns, sample_id, prompt=True))
         if len(encoded.ids) > self.max_length:
-            raise SampleError(sample_id, f"prompt has {len(encoded.ids)} tokens, more than max_length={self.max_length}")
+            raise SampleError(
+                sample_id, f"prompt has {len(encoded.ids)} tokens, more than max_length={self.max_length}"
+            )
         encoded.trained = [False] * len(encoded.ids)  # earlier answers are context, not targets
         return self._sample(sample_id, encoded, media)
 

@@ -16,6 +16,7 @@ reference does) and pads on the right.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import random
 from pathlib import Path
@@ -63,6 +64,7 @@ def load_tokenizer(spec: str, recipe_key: str = TOKENIZER_KEY) -> PreTrainedToke
 
 def _load_pretrained(spec: str, recipe_key: str) -> PreTrainedTokenizerFast:
     if os.path.isdir(spec):
+        _check_folder(spec, recipe_key)
         return AutoTokenizer.from_pretrained(spec, local_files_only=True)
     if _looks_local(spec):
         raise TokenizerNotFoundError(spec, recipe_key, "no such folder")
@@ -71,6 +73,25 @@ def _load_pretrained(spec: str, recipe_key: str) -> PreTrainedTokenizerFast:
     except OSError as e:  # not cached while offline, unknown id, or no network
         mode = "offline (HF_HUB_OFFLINE=1) and not in the cache" if _offline() else str(e)
         raise TokenizerNotFoundError(spec, recipe_key, mode) from e
+
+
+def _check_folder(path: str, recipe_key: str) -> None:
+    """A tokenizer folder needs tokenizer.json, or tokenizer.model plus ``sentencepiece``.
+
+    Vicuna's release ships only the SentencePiece ``tokenizer.model``; transformers converts
+    it on load, which needs the ``sentencepiece`` package.
+    """
+    files = set(os.listdir(path))
+    if "tokenizer.json" in files:
+        return
+    if "tokenizer.model" not in files:
+        raise TokenizerNotFoundError(path, recipe_key, "folder has neither tokenizer.json nor tokenizer.model")
+    if importlib.util.find_spec("sentencepiece") is None:
+        raise ImportError(
+            f"{path} holds a SentencePiece tokenizer.model and no tokenizer.json: reading it needs the "
+            "'sentencepiece' package (pip install sentencepiece). Or convert it once where it is installed: "
+            "AutoTokenizer.from_pretrained(path).save_pretrained(path) writes tokenizer.json."
+        )
 
 
 def _looks_local(spec: str) -> bool:

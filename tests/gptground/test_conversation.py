@@ -45,7 +45,10 @@ def test_groundinggpt_renders_the_text_groundinggpt_trained_on():
 
 def test_llava_v0_renders_the_single_separator_style():
     text = render_text(get_template("llava_v0"), TWO_ROUNDS[:2])
-    assert text == f"{SYSTEM}###Human: <image>\nWhere is the man in red?###Assistant: He is at [0.123, 0.456, 0.789, 0.900].###"
+    assert (
+        text
+        == f"{SYSTEM}###Human: <image>\nWhere is the man in red?###Assistant: He is at [0.123, 0.456, 0.789, 0.900].###"
+    )
 
 
 def test_vicuna_v1_renders_user_assistant_with_eos():
@@ -148,6 +151,6 @@ def test_unknown_template_lists_the_known_ones():
     ],
 )
 def test_template_fields_are_validated(kwargs, field):
-    base = dict(name="t", system="s", roles=("U", "A"), system_sep=" ", seps=(" ", "</s>"), stop="</s>")
+    base = {"name": "t", "system": "s", "roles": ("U", "A"), "system_sep": " ", "seps": (" ", "</s>"), "stop": "</s>"}
     with pytest.raises(ValueError, match=field):
         Template(**{**base, **kwargs})

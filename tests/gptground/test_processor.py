@@ -246,9 +246,9 @@ def test_add_modality_tokens_adds_nine_special_tokens_once(tokenizer):
     assert add_modality_tokens(tokenizer, all_fakes().values()) == []
     assert len(tokenizer) == size + 9
     ids = modality_token_ids(tokenizer, all_fakes())
-    assert (ids["image"].start, ids["image"].patch, ids["image"].end) == tuple(tokenizer.convert_tokens_to_ids(
-        ["<im_start>", "<im_patch>", "<im_end>"]
-    ))
+    assert (ids["image"].start, ids["image"].patch, ids["image"].end) == tuple(
+        tokenizer.convert_tokens_to_ids(["<im_start>", "<im_patch>", "<im_end>"])
+    )
     assert tokenizer.encode("<vi_patch><vi_patch>", add_special_tokens=False) == [ids["video"].patch] * 2
 
 

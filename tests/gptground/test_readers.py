@@ -9,7 +9,13 @@ import fsspec
 import pytest
 
 from gptground.conversation import ASSISTANT, HUMAN, Turn
-from gptground.data import Record, RecordError, parse_record, read_records, resolve_media_path
+from gptground.data import (
+    Record,
+    RecordError,
+    parse_record,
+    read_records,
+    resolve_media_path,
+)
 
 GOOD = {
     "id": "coco-1",
@@ -42,7 +48,10 @@ def test_json_list_is_read_into_typed_records(tmp_path):
     assert len(records) == 2 and records.report.kept == 2 and records.report.skipped == 0
     first = records[0]
     assert isinstance(first, Record) and first.id == "coco-1"
-    assert first.conversations == [Turn(HUMAN, GOOD["conversations"][0]["value"]), Turn(ASSISTANT, GOOD["conversations"][1]["value"])]
+    assert first.conversations == [
+        Turn(HUMAN, GOOD["conversations"][0]["value"]),
+        Turn(ASSISTANT, GOOD["conversations"][1]["value"]),
+    ]
     assert first.media == {"image": "coco/1.jpg"} and first.extra == {"source": "refcoco"}
     assert first.where == f"{path}[0]"
     assert records[1].media == {"image": "coco/1.jpg", "video": "v.mp4"}

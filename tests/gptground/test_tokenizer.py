@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -90,6 +92,19 @@ def test_a_folder_tokenizer_without_pad_pads_with_unk(tmp_path):
     PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>").save_pretrained(tmp_path)
     loaded = load_tokenizer(str(tmp_path))
     assert loaded.pad_token == "<unk>" and loaded.pad_token_id == 0
+
+
+def test_folder_without_tokenizer_files_is_not_found(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(TokenizerNotFoundError, match="neither tokenizer.json nor tokenizer.model"):
+        load_tokenizer(str(tmp_path))
+
+
+def test_sentencepiece_only_folder_says_which_package_it_needs(tmp_path, monkeypatch):
+    (tmp_path / "tokenizer.model").write_bytes(b"spm")  # what Vicuna's release ships
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)  # as if sentencepiece were absent
+    with pytest.raises(ImportError, match="pip install sentencepiece"):
+        load_tokenizer(str(tmp_path))
 
 
 def test_missing_folder_names_the_path_and_the_recipe_key(tmp_path):
