@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 from dataclasses import dataclass
 
 import av
@@ -59,6 +60,8 @@ def read_video(source: MediaSource, num_samples: int, max_frame_pixels: int) -> 
     name = source_name(source)
     path = local_path(source)
     raw = read_bytes(source) if path is None else b""  # read once: a file object cannot rewind
+    if path is not None and os.path.getsize(path) == 0:
+        raise CorruptMediaError(name, "file is empty (0 bytes)")
 
     def target():  # a fresh handle per decoder
         return path if path is not None else io.BytesIO(raw)

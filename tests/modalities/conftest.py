@@ -1,6 +1,4 @@
-"""Shared setup for the modality tests: two CPU threads, as on the project's test machines."""
-
-import os
+"""Shared setup for the modality tests: two CPU threads, and no model hub."""
 
 import pytest
 import torch
@@ -12,4 +10,3 @@ torch.set_num_threads(2)
 def offline_hub(monkeypatch):
     """No test may reach a model hub: hub ids that are not local folders must fail at once."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setitem(os.environ, "HF_HUB_OFFLINE", "1")
