@@ -14,7 +14,6 @@ frame. Silence gives finite features (log of float eps), never NaN.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import IO
 
 import torch
 
@@ -23,7 +22,7 @@ from modalities.audio_features import SAMPLE_RATE, WINDOW_PLACEMENTS, window_fba
 from modalities.base import Media, Modality, register_modality
 from modalities.checkpoints import TINY
 from modalities.imagebind_audio import build_audio_encoder, encoder_dims
-from modalities.io import source_name
+from modalities.io import MediaSource, source_name
 from modalities.qformer import QFormerAdapter, QFormerConfig
 
 RECIPE_KEY = "model.modalities.audio"
@@ -171,7 +170,7 @@ class AudioModality(Modality):
     def num_tokens(self) -> int:
         return self.config.num_queries
 
-    def load(self, source: str | IO[bytes]) -> Media:
+    def load(self, source: MediaSource) -> Media:
         """Decode to 16 kHz mono and place the windows.
 
         Returns:

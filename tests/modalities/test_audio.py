@@ -126,6 +126,13 @@ def test_compressed_formats_decode(tmp_path, audio, name, codec, sample_rate, ch
     assert peak_hz(media.data, RATE) == pytest.approx(440, abs=1.0)
 
 
+def test_the_content_decides_not_the_extension(tmp_path, audio):
+    wav_bytes = tmp_path / "a.wav"
+    write_soundfile(wav_bytes, tone(440, 1.0, 22050), 22050)
+    misnamed = write_bytes(tmp_path / "really_a_wav.mp3", wav_bytes.read_bytes())
+    assert torch.equal(audio.load(misnamed).data, audio.load(str(wav_bytes)).data)
+
+
 def test_file_objects_and_fsspec_urls(tmp_path, audio):
     path = write_soundfile(tmp_path / "a.wav", tone(440, 1.0, RATE), RATE)
     with open(path, "rb") as f:
