@@ -25,8 +25,9 @@ from gptground.synth.world import Background, PixelBox, SceneSamplingError, Shap
     sample_background, side_px
 
 _GRID_PX = 2  # even corners keep shape edges on yuv420p chroma-sample boundaries
-# libx264 at this quality keeps flat colours within a few levels; one thread makes the
-# bitstream independent of the machine's core count (byte-identical reruns).
+# Both keep flat colours within a few levels. One thread keeps the bitstream independent of
+# the core count. mpeg4 output is byte-identical between runs; libx264's (PyAV 18) was seen
+# to differ now and then between identical runs, even with one thread, so it is not the default.
 _ENCODER_OPTIONS = {"libx264": {"crf": "16", "preset": "veryfast", "threads": "1"}, "mpeg4": {"qscale": "2", "threads": "1"}}
 
 
