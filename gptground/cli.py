@@ -63,10 +63,22 @@ def _add_optional_commands(sub) -> None:
     synth.set_defaults(func=run_synth)
 
 
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Errors whose message says all a user needs: printed in one line, no traceback."""
+    from gptground.config import RecipeError
+    from modalities import CheckpointNotFoundError, MediaError
+
+    return (RecipeError, CheckpointNotFoundError, MediaError, FileNotFoundError, PermissionError)
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("GPTGROUND_LOG", "INFO"), format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except _user_errors() as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
 
 def lightning_main(argv: list[str] | None = None) -> int:

@@ -101,6 +101,7 @@ class SourceConfig:
 
 @dataclass
 class DataConfig:
+    dir: str = "."  # base folder of a dataset, for `${data.dir}/...` in paths below
     template: str = "groundinggpt"  # conversation template name
     grounding_format: str = "groundinggpt"  # how boxes and spans are written in answers
     max_length: int = 2048  # tokens per sample after placeholder expansion

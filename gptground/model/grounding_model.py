@@ -113,3 +113,28 @@ class GroundingModel(nn.Module):
             media_tokens = self.media_tokens(media or {})
         embeds = self.embed(input_ids, media_tokens, media_index or {}, sample_ids)
         return self.decoder(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        media_tokens: Mapping[str, torch.Tensor],
+        media_index: Mapping[str, torch.Tensor],
+        max_new_tokens: int = 64,
+        eos_token_id: int | None = None,
+        pad_token_id: int | None = None,
+        logits_processor=None,
+    ) -> torch.Tensor:
+        """Greedy continuation of left-padded prompts: (B, T) -> (B, new tokens) ids."""
+        embeds = self.embed(input_ids, media_tokens, media_index)
+        return self.decoder.generate(
+            inputs_embeds=embeds,
+            attention_mask=attention_mask,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            num_beams=1,
+            eos_token_id=eos_token_id,
+            pad_token_id=pad_token_id,
+            logits_processor=logits_processor,
+        )

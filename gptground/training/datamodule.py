@@ -12,7 +12,8 @@ from gptground.config import RecipeConfig, SourceConfig
 from gptground.data.dataset import MixtureDataset, ResumableLoader, SkippedSample
 from gptground.data.mixture import MixtureSampler, MixtureSource
 from gptground.data.readers import read_records
-from gptground.processor import Processor, SampleError, collate
+from gptground.collate import collate
+from gptground.processor import Processor, SampleError
 from modalities import MediaError
 
 
@@ -22,6 +23,7 @@ def collate_kept(samples, pad_id: int):
     if not kept:
         return None
     batch = collate(kept, pad_id)
+    del batch["media_meta"]  # training needs no sizes or times; Lightning cannot move them
     batch["skipped"] = len(samples) - len(kept)
     return batch
 
