@@ -28,12 +28,16 @@ from torch import nn
 from torchvision.transforms import RandomResizedCrop
 
 from modalities.base import Media, Modality, register_modality
-from modalities.checkpoints import TINY
 from modalities.clip import CLIPFeatures, TinyVisionShape, load_clip_vision
 from modalities.errors import CheckpointFormatError
 from modalities.image import pad_to_square, resize_normalise
 from modalities.io import MediaSource
-from modalities.qformer import BlipQFormer, QFormerAdapter, QFormerConfig, build_blip2_qformer
+from modalities.qformer import (
+    BlipQFormer,
+    QFormerAdapter,
+    QFormerConfig,
+    build_blip2_qformer,
+)
 from modalities.video_io import read_video
 
 

@@ -24,7 +24,11 @@ import numpy as np
 import torch
 
 from modalities.base import Media
-from modalities.errors import CorruptMediaError, MediaTooLargeError, UnsupportedMediaError
+from modalities.errors import (
+    CorruptMediaError,
+    MediaTooLargeError,
+    UnsupportedMediaError,
+)
 from modalities.io import MediaSource, local_path, read_bytes, source_name
 
 logger = logging.getLogger(__name__)
@@ -77,10 +81,12 @@ def read_video(source: MediaSource, num_samples: int, max_frame_pixels: int) -> 
 
 
 def _to_media(decoded: DecodedFrames, name: str) -> Media:
-    frames = torch.from_numpy(np.ascontiguousarray(decoded.frames)).permute(0, 3, 1, 2)  # (F, 3, H, W)
+    # (F, 3, H, W) as a view of the decoder's (F, H, W, 3) array: channels-last in memory,
+    # which the transforms copy anyway, so no copy here.
+    frames = torch.from_numpy(decoded.frames).permute(0, 3, 1, 2)
     height, width = frames.shape[-2:]
     return Media(
-        data=frames.contiguous(),
+        data=frames,
         source=name,
         size=(int(width), int(height)),
         duration=decoded.num_frames / decoded.fps,
@@ -104,7 +110,9 @@ def _read_with_decord(reader: decord.VideoReader, name: str, num_samples: int, m
         _check_frame_size(reader[0].shape, name, max_pixels)  # one frame before F of them
         indices = sample_indices(n, num_samples)
         unique, inverse = np.unique(indices, return_inverse=True)  # decode each frame once
-        frames = reader.get_batch(unique.tolist()).asnumpy()[inverse]  # (F, H, W, 3)
+        frames = reader.get_batch(unique.tolist()).asnumpy()  # (U, H, W, 3)
+        if len(unique) < len(indices):  # short clip: repeat frames (a copy, so only then)
+            frames = frames[inverse]
         starts = reader.get_frame_timestamp(np.concatenate([[0], indices]).tolist())[:, 0]
     except (decord.DECORDError, RuntimeError) as e:
         raise CorruptMediaError(name, f"frames cannot be decoded: {_first_line(e)}") from e

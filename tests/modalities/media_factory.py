@@ -19,7 +19,7 @@ from PIL import Image
 
 def ramp_value(index: int, num_frames: int) -> int:
     """Grey level of frame ``index`` in a ``make_video`` clip: 16 .. 240 spread over the clip."""
-    return int(round(16 + 224 * index / max(1, num_frames - 1)))
+    return round(16 + 224 * index / max(1, num_frames - 1))
 
 
 def make_video(

@@ -17,7 +17,12 @@ from transformers import (
 )
 
 from modalities import CheckpointNotFoundError, build_modality
-from modalities.checkpoints import load_state_dict_file, load_strict, map_lavis_blip2_keys, resolve_pretrained
+from modalities.checkpoints import (
+    load_state_dict_file,
+    load_strict,
+    map_lavis_blip2_keys,
+    resolve_pretrained,
+)
 from modalities.errors import CheckpointFormatError
 from modalities.qformer import build_blip2_qformer
 
@@ -131,9 +136,9 @@ def test_video_modality_loads_a_lavis_qformer(lavis_pth):
     path, lavis = lavis_pth
     video = build_modality(
         "video",
-        dict(num_frames=2, image_size=32, frame_encoder="tiny", frame_qformer=str(path),
-             tiny_encoder={"hidden_size": ENC, "num_heads": 2}, num_queries=3,
-             adapter_hidden_size=32, adapter_num_heads=2, adapter_intermediate_size=64),
+        {"num_frames": 2, "image_size": 32, "frame_encoder": "tiny", "frame_qformer": str(path),
+             "tiny_encoder": {"hidden_size": ENC, "num_heads": 2}, "num_queries": 3,
+             "adapter_hidden_size": 32, "adapter_num_heads": 2, "adapter_intermediate_size": 64},
         d_model=16,
     )
     assert torch.equal(video.encoder.qformer.query_tokens, lavis["query_tokens"])
@@ -143,18 +148,18 @@ def test_video_modality_loads_a_lavis_qformer(lavis_pth):
 def test_qformer_that_reads_another_encoder_width_is_refused(lavis_pth):
     path, _ = lavis_pth
     with pytest.raises(CheckpointFormatError, match="48-d.*32-d"):
-        build_modality("video", dict(image_size=32, frame_encoder="tiny", frame_qformer=str(path)), d_model=16)
+        build_modality("video", {"image_size": 32, "frame_encoder": "tiny", "frame_qformer": str(path)}, d_model=16)
 
 
 # --- a transformers BLIP-2 folder ----------------------------------------------------------------
 def test_hf_blip2_folder_loads_qformer_queries_and_vision_norm(tmp_path):
     config = Blip2Config(
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-                           image_size=32, patch_size=8),
-        qformer_config=dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                            encoder_hidden_size=32),
-        text_config=dict(model_type="opt", hidden_size=16, num_hidden_layers=1, num_attention_heads=2, ffn_dim=32,
-                         vocab_size=100, word_embed_proj_dim=16, max_position_embeddings=32),
+        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+                           "image_size": 32, "patch_size": 8},
+        qformer_config={"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
+                            "encoder_hidden_size": 32},
+        text_config={"model_type": "opt", "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "ffn_dim": 32,
+                         "vocab_size": 100, "word_embed_proj_dim": 16, "max_position_embeddings": 32},
         num_query_tokens=4,
     )
     reference = Blip2ForConditionalGeneration(config)
@@ -167,8 +172,8 @@ def test_hf_blip2_folder_loads_qformer_queries_and_vision_norm(tmp_path):
 
 
 # --- CLIP folders ---------------------------------------------------------------------------------
-TINY_CLIP = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                 image_size=32, patch_size=8)
+TINY_CLIP = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+                 "image_size": 32, "patch_size": 8}
 
 
 def test_clip_vision_folder_loads_into_the_image_modality(tmp_path):
@@ -182,7 +187,7 @@ def test_clip_vision_folder_loads_into_the_image_modality(tmp_path):
 
 
 def test_full_clip_folder_gives_its_vision_half(tmp_path):
-    text = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, vocab_size=99)
+    text = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2, "vocab_size": 99}
     reference = CLIPModel(CLIPConfig(vision_config=TINY_CLIP, text_config=text))
     reference.save_pretrained(tmp_path / "clip_full")
     image = build_modality("image", {"encoder": str(tmp_path / "clip_full"), "image_size": 32}, d_model=8)

@@ -5,6 +5,7 @@ import time
 import fsspec
 import pytest
 import torch
+from media_factory import make_exif_rotated_jpeg, make_image, make_png_header, truncate
 
 from modalities import (
     CheckpointNotFoundError,
@@ -17,8 +18,6 @@ from modalities import (
 )
 from modalities.clip import CLIP_MEAN, mean_colour_uint8
 from modalities.image import ImageConfig, decode_image, pad_to_square, square_offsets
-
-from media_factory import make_exif_rotated_jpeg, make_image, make_png_header, truncate
 
 MEAN = torch.tensor(mean_colour_uint8(), dtype=torch.uint8)
 LIMIT = 100_000_000

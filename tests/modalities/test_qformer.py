@@ -7,8 +7,8 @@ from modalities.qformer import QFormerAdapter, QFormerConfig
 
 
 def tiny_config(**overrides) -> QFormerConfig:
-    fields = dict(num_layers=2, hidden_size=32, num_heads=4, intermediate_size=64,
-                  num_queries=5, encoder_hidden_size=24, max_positions=8, dropout=0.0)
+    fields = {"num_layers": 2, "hidden_size": 32, "num_heads": 4, "intermediate_size": 64,
+                  "num_queries": 5, "encoder_hidden_size": 24, "max_positions": 8, "dropout": 0.0}
     return QFormerConfig(**{**fields, **overrides})
 
 
@@ -66,12 +66,12 @@ def test_wrong_feature_width_is_refused():
 @pytest.mark.parametrize(
     "overrides, field",
     [
-        (dict(num_layers=0), "num_layers"),
-        (dict(hidden_size=30, num_heads=4), "num_heads"),
-        (dict(cross_attention_frequency=3), "cross_attention_frequency"),
-        (dict(max_positions=-1), "max_positions"),
-        (dict(dropout=1.0), "dropout"),
-        (dict(num_queries=0), "num_queries"),
+        ({"num_layers": 0}, "num_layers"),
+        ({"hidden_size": 30, "num_heads": 4}, "num_heads"),
+        ({"cross_attention_frequency": 3}, "cross_attention_frequency"),
+        ({"max_positions": -1}, "max_positions"),
+        ({"dropout": 1.0}, "dropout"),
+        ({"num_queries": 0}, "num_queries"),
     ],
 )
 def test_config_validation_names_the_field(overrides, field):

@@ -24,10 +24,10 @@ from modalities.video import VideoConfig
 from modalities.video_io import read_video, sample_indices
 
 F = 8  # frames per clip in these tests
-TINY = dict(
-    num_frames=F, image_size=32, frame_encoder="tiny", frame_qformer="tiny", num_queries=6,
-    adapter_hidden_size=32, adapter_num_heads=2, adapter_intermediate_size=64, adapter_dropout=0.0,
-)
+TINY = {
+    "num_frames": F, "image_size": 32, "frame_encoder": "tiny", "frame_qformer": "tiny", "num_queries": 6,
+    "adapter_hidden_size": 32, "adapter_num_heads": 2, "adapter_intermediate_size": 64, "adapter_dropout": 0.0,
+}
 
 
 def tiny_video(**overrides):
