@@ -99,7 +99,7 @@ def decode_image(source: MediaSource, max_pixels: int) -> Media:
         rgb = to_rgb(img, name)
     except (OSError, SyntaxError, ValueError) as e:  # truncated or corrupt pixel data
         raise CorruptMediaError(name, f"image data cannot be decoded: {e}") from e
-    data = torch.from_numpy(np.asarray(rgb).copy()).permute(2, 0, 1).contiguous()  # (3, H, W) uint8
+    data = torch.from_numpy(np.array(rgb)).permute(2, 0, 1)  # (3, H, W) uint8, channels-last in memory
     return Media(data=data, source=name, size=rgb.size)
 
 

@@ -87,17 +87,16 @@ def test_cross_attention_frequency_reaches_hf_layers():
 
 def test_every_part_gets_gradients_and_fits_a_target():
     torch.manual_seed(0)
-    adapter = QFormerAdapter(tiny_config(), d_model=8)
+    adapter = QFormerAdapter(tiny_config(num_layers=1), d_model=8)
     x = torch.randn(4, 3, 24)
     target = torch.randn(4, 5, 8)
-    opt = torch.optim.Adam(adapter.parameters(), lr=3e-3)
-    first = None
-    for _ in range(60):
+    opt = torch.optim.Adam(adapter.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(20):
         loss = torch.nn.functional.mse_loss(adapter(x), target)
         opt.zero_grad()
         loss.backward()
-        first = first if first is not None else loss.item()
+        losses.append(loss.item())
         opt.step()
-    assert adapter.query_tokens.grad is not None
-    assert adapter.position_embedding.grad is not None
-    assert loss.item() < 0.5 * first
+    assert all(p.grad is not None for p in adapter.parameters())
+    assert losses[-1] < 0.5 * losses[0]
