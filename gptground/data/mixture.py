@@ -7,6 +7,7 @@ resumed run recomputes the exact list and skips what was already consumed.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -35,18 +36,45 @@ def _allocate(total: int, weights: Sequence[float]) -> list[int]:
     return counts.tolist()
 
 
+def epoch_seed(seed: int, epoch: int) -> int:
+    """Seed of one epoch's draws; mixed so that (seed, epoch + 1) never equals (seed + 1, epoch)."""
+    return zlib.crc32(f"mixture/{seed}/{epoch}".encode())
+
+
+def _check_sources(sources: Sequence[MixtureSource], replay_ratio: float) -> None:
+    if not sources:
+        raise ValueError("a mixture needs at least one source")
+    empty = [s.name for s in sources if s.size <= 0]
+    if empty:
+        raise ValueError(f"mixture sources without records: {empty}")
+    bad_weights = [s.name for s in sources if not s.weight > 0]
+    if bad_weights:
+        raise ValueError(f"mixture sources need a weight > 0: {bad_weights}")
+    if not 0.0 <= replay_ratio < 1.0:
+        raise ValueError(f"replay_ratio must be in [0, 1), got {replay_ratio}")
+    if replay_ratio > 0 and not any(s.replay for s in sources):
+        raise ValueError("replay_ratio > 0 but no replay source was given")
+    if not any(not s.replay for s in sources):
+        raise ValueError("a mixture needs at least one non-replay source")
+
+
 class MixtureSampler(Sampler[tuple[int, int, int]]):
     """Yields (source index, record index, epoch) triples for this rank.
 
     The epoch travels with each draw so that random train transforms can be seeded per
     draw, which makes a resumed run see exactly the same augmented samples.
 
+    An epoch holds exactly ``round(samples_per_epoch * replay_ratio)`` replay draws; inside
+    each group (this stage's sources, replay sources) draws are split by weight. A source
+    is drawn in whole shuffled passes, so no record repeats before all of its source's
+    records were drawn.
+
     Args:
         sources: the current stage's and replay sources (``replay=True``).
         samples_per_epoch: draws per epoch over all ranks (rounded down to a multiple of
             ``world_size`` so that every rank gets the same count).
         replay_ratio: share of the epoch drawn from the replay sources.
-        seed: base seed; epoch e uses seed + e.
+        seed: base seed; each epoch's draws come from ``epoch_seed(seed, epoch)``.
         rank, world_size: this process's share is draws[rank::world_size].
     """
 
@@ -59,15 +87,9 @@ class MixtureSampler(Sampler[tuple[int, int, int]]):
         rank: int = 0,
         world_size: int = 1,
     ):
-        if not sources:
-            raise ValueError("a mixture needs at least one source")
-        empty = [s.name for s in sources if s.size <= 0]
-        if empty:
-            raise ValueError(f"mixture sources without records: {empty}")
-        if replay_ratio > 0 and not any(s.replay for s in sources):
-            raise ValueError("replay_ratio > 0 but no replay source was given")
-        if not any(not s.replay for s in sources):
-            raise ValueError("a mixture needs at least one non-replay source")
+        _check_sources(sources, replay_ratio)
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is outside world size {world_size}")
         self.sources = list(sources)
         self.replay_ratio = replay_ratio
         self.seed = seed
@@ -76,38 +98,51 @@ class MixtureSampler(Sampler[tuple[int, int, int]]):
         if self.total <= 0:
             raise ValueError(f"samples_per_epoch {samples_per_epoch} < world size {world_size}")
         self.epoch = 0
-        self.skip = 0  # draws of this rank already consumed in the current epoch (resume)
+        self._resume: tuple[int, int] | None = None  # (epoch, draws of all ranks to skip)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def resume(self, epoch: int, consumed: int) -> None:
+        """Start the next pass over ``epoch`` after its first ``consumed`` draws (all ranks).
+
+        ``consumed`` counts the global list, so a run may resume on another world size:
+        this rank then skips ``consumed // world_size`` of its own draws.
+        """
+        if not 0 <= consumed <= self.total:
+            raise ValueError(f"cannot resume after {consumed} draws of an epoch of {self.total}")
+        self.epoch = epoch
+        self._resume = (epoch, consumed)
+
     def draws(self, epoch: int) -> torch.Tensor:
         """All ranks' draws of one epoch: (total, 2) long tensor of (source, record)."""
-        g = torch.Generator().manual_seed(self.seed + epoch)
+        g = torch.Generator().manual_seed(epoch_seed(self.seed, epoch))
         n_replay = round(self.total * self.replay_ratio)
-        groups = [(False, self.total - n_replay), (True, n_replay)]
         parts = []
-        for is_replay, n in groups:
+        for is_replay, n in ((False, self.total - n_replay), (True, n_replay)):
             members = [i for i, s in enumerate(self.sources) if s.replay == is_replay]
             if n == 0 or not members:
                 continue
             counts = _allocate(n, [self.sources[i].weight for i in members])
-            for i, count in zip(members, counts):
-                parts.append(self._draw_from(i, count, g))
+            parts += [self._draw_from(i, count, g) for i, count in zip(members, counts)]
         draws = torch.cat(parts)
         return draws[torch.randperm(len(draws), generator=g)]
 
     def _draw_from(self, source: int, count: int, g: torch.Generator) -> torch.Tensor:
         """``count`` record indices: whole shuffled passes over the source, then a partial one."""
         size = self.sources[source].size
-        idx = torch.cat([torch.randperm(size, generator=g) for _ in range(-(-count // size))])
-        return torch.stack([torch.full((count,), source), idx[:count]], dim=1)
+        passes = -(-count // size)
+        idx = torch.cat([torch.randperm(size, generator=g) for _ in range(passes)]) if count else torch.empty(0)
+        return torch.stack([torch.full((count,), source), idx[:count].long()], dim=1)
 
     def __iter__(self) -> Iterator[tuple[int, int, int]]:
         epoch = self.epoch
+        skip = 0
+        if self._resume is not None and self._resume[0] == epoch:
+            skip = self._resume[1] // self.world_size
+        self._resume = None
         mine = self.draws(epoch)[self.rank :: self.world_size]
-        start, self.skip = self.skip, 0
-        for s, i in mine[start:].tolist():
+        for s, i in mine[skip:].tolist():
             yield s, i, epoch
 
     def __len__(self) -> int:

@@ -3,29 +3,54 @@
 from __future__ import annotations
 
 import functools
+import math
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from gptground.config import RecipeConfig, SourceConfig
+from gptground.collate import collate
+from gptground.config import RecipeConfig, RecipeError, SourceConfig
 from gptground.data.dataset import MixtureDataset, ResumableLoader, SkippedSample
 from gptground.data.mixture import MixtureSampler, MixtureSource
 from gptground.data.readers import read_records
-from gptground.collate import collate
 from gptground.processor import Processor, SampleError
 from modalities import MediaError
 
+SKIP_ERRORS = (SampleError, MediaError)  # a sample failing with these is skipped and counted
 
-def collate_kept(samples, pad_id: int):
-    """Collate the samples that loaded; count the skipped ones. None if none loaded."""
+
+def collate_kept(samples, pad_id: int) -> dict:
+    """Collate the samples that loaded; list the skipped ones as (sample id, reason).
+
+    A batch in which no sample loaded is ``{"sample_ids": [], "skipped": [...]}``: the
+    training module skips its step and counts it.
+    """
     kept = [s for s in samples if not isinstance(s, SkippedSample)]
+    skipped = [(s.sample_id, s.reason) for s in samples if isinstance(s, SkippedSample)]
     if not kept:
-        return None
+        return {"sample_ids": [], "skipped": skipped}
     batch = collate(kept, pad_id)
     del batch["media_meta"]  # training needs no sizes or times; Lightning cannot move them
-    batch["skipped"] = len(samples) - len(kept)
+    batch["skipped"] = skipped
     return batch
+
+
+def epoch_length(own: int, replay_ratio: float) -> int:
+    """Draws per epoch when the recipe sets none: each own record once, replay on top."""
+    return math.ceil(own / (1.0 - replay_ratio))
+
+
+def shard_keys(keys: list, rank: int, world: int) -> list:
+    """This rank's stride of ``keys``, padded by wrapping so that every rank gets as many.
+
+    Equal counts keep the ranks' validation loops in step (the epoch-end reduction of
+    ``val/loss`` is a collective); like DistributedSampler, a few items count twice.
+    """
+    if not keys:
+        return []
+    padded = [keys[i % len(keys)] for i in range(math.ceil(len(keys) / world) * world)]
+    return padded[rank::world]
 
 
 class GroundingDataModule(L.LightningDataModule):
@@ -54,6 +79,12 @@ class GroundingDataModule(L.LightningDataModule):
             train=train,
         )
 
+    def _dataset(self, sets: list, train: bool) -> MixtureDataset:
+        return MixtureDataset(sets, self._processor(train), self.recipe.run.seed, SKIP_ERRORS)
+
+    def _collate(self):
+        return functools.partial(collate_kept, pad_id=self.tokenizer.pad_token_id)
+
     def setup(self, stage: str) -> None:
         d = self.recipe.data
         if stage == "fit" and not self.train_sets:
@@ -66,42 +97,42 @@ class GroundingDataModule(L.LightningDataModule):
             return 0, 1
         return self.trainer.global_rank, self.trainer.world_size
 
-    def train_dataloader(self) -> ResumableLoader:
+    def train_sampler(self) -> MixtureSampler:
+        """This rank's sampler over the recipe's sources and replay sources."""
         d = self.recipe.data
         rank, world = self._rank()
-        mix = [MixtureSource(s.name, len(r), s.weight) for s, r in zip(d.sources, self.train_sets)]
-        mix += [
-            MixtureSource(s.name, len(r), s.weight, replay=True)
-            for s, r in zip(d.replay, self.train_sets[len(d.sources) :])
-        ]
-        total = d.samples_per_epoch or sum(m.size for m in mix if not m.replay)
+        own, replay = self.train_sets[: len(d.sources)], self.train_sets[len(d.sources) :]
+        mix = [MixtureSource(s.name, len(r), s.weight) for s, r in zip(d.sources, own)]
+        mix += [MixtureSource(s.name, len(r), s.weight, replay=True) for s, r in zip(d.replay, replay)]
+        total = d.samples_per_epoch or epoch_length(sum(len(r) for r in own), d.replay_ratio)
         sampler = MixtureSampler(mix, total, d.replay_ratio, self.recipe.run.seed, rank, world)
-        dataset = MixtureDataset(
-            self.train_sets, self._processor(train=True), self.recipe.run.seed, (SampleError, MediaError)
-        )
+        if len(sampler) < d.batch_size:
+            raise RecipeError(
+                f"an epoch gives each of {world} process(es) {len(sampler)} samples, fewer than "
+                f"`data.batch_size` ({d.batch_size}): raise `data.samples_per_epoch` or lower the batch size"
+            )
+        return sampler
+
+    def train_dataloader(self) -> ResumableLoader:
         return ResumableLoader(
-            dataset,
-            batch_size=d.batch_size,
-            sampler=sampler,
-            collate_fn=functools.partial(collate_kept, pad_id=self.tokenizer.pad_token_id),
-            num_workers=d.num_workers,
+            self._dataset(self.train_sets, train=True),
+            batch_size=self.recipe.data.batch_size,
+            sampler=self.train_sampler(),
+            collate_fn=self._collate(),
+            num_workers=self.recipe.data.num_workers,
             drop_last=True,
         )
 
     def val_dataloader(self):
         if not self.val_sets:
             return []
-        d = self.recipe.data
         rank, world = self._rank()
         keys = [(s, i, 0) for s, records in enumerate(self.val_sets) for i in range(len(records))]
-        dataset = MixtureDataset(
-            self.val_sets, self._processor(train=False), self.recipe.run.seed, (SampleError, MediaError)
-        )
         return DataLoader(
-            _KeyedSubset(dataset, keys[rank::world]),
-            batch_size=d.batch_size,
-            collate_fn=functools.partial(collate_kept, pad_id=self.tokenizer.pad_token_id),
-            num_workers=d.num_workers,
+            _KeyedSubset(self._dataset(self.val_sets, train=False), shard_keys(keys, rank, world)),
+            batch_size=self.recipe.data.batch_size,
+            collate_fn=self._collate(),
+            num_workers=self.recipe.data.num_workers,
         )
 
 

@@ -1,9 +1,15 @@
-"""The LightningModule: next-token loss over a GroundingModel, with declared trainability."""
+"""The LightningModule: next-token loss over a GroundingModel, with declared trainability.
+
+Every decision that changes what a step does (skip it, stop the run) is taken on the
+numbers of all ranks together, so that ranks never disagree on whether to call backward
+(which would hang a distributed run). Counters (skipped samples, skipped batches, media
+items per modality) are sums over ranks, saved in checkpoints and restored on resume.
+"""
 
 from __future__ import annotations
 
+import logging
 import time
-from collections import Counter
 
 import lightning as L
 import torch
@@ -13,20 +19,30 @@ from gptground.model.grounding_model import GroundingModel
 from gptground.model.trainable import param_groups
 from gptground.training.schedule import build_scheduler
 
+log = logging.getLogger(__name__)
+
+COUNTS_KEY = "gptground_counts"  # where the counters live in a Lightning checkpoint
+
 
 class NonFiniteLossError(FloatingPointError):
     """The loss became NaN or infinite; names the step and the samples of the batch."""
 
 
 class GroundingLitModule(L.LightningModule):
-    """Trains ``model`` as the recipe says. Logs loss, lr, tokens/s and media per modality."""
+    """Trains ``model`` as the recipe says.
+
+    Logs ``train/loss``, ``train/lr``, ``train/tokens_per_s`` and the running counts
+    ``train/skipped_samples`` (samples that failed to load), ``train/skipped_batches``
+    (batches skipped for a non-finite loss or for holding no loadable sample) and
+    ``train/samples_<modality>`` (media items trained on).
+    """
 
     def __init__(self, model: GroundingModel, recipe: RecipeConfig):
         super().__init__()
         self.model = model
         self.recipe = recipe
-        self.skipped_nonfinite = 0
-        self.media_seen: Counter[str] = Counter()
+        names = [f"samples_{name}" for name in sorted(model.modalities)]
+        self.counts: dict[str, int] = dict.fromkeys(["skipped_samples", "skipped_batches", *names], 0)
         self._step_started = time.perf_counter()
 
     def forward(self, batch):
@@ -40,41 +56,84 @@ class GroundingLitModule(L.LightningModule):
         )
 
     def training_step(self, batch, batch_idx):
-        loss = self(batch).loss
-        if not torch.isfinite(loss):
-            return self._non_finite(loss, batch)
+        self._warn_skipped(batch["skipped"])
+        loss = self(batch).loss if batch["sample_ids"] else None
+        step = self._sum_over_ranks(self._step_counts(batch, loss))
+        self.counts["skipped_samples"] += step["skipped_samples"]
+        if step["empty"] or step["nonfinite"]:
+            return self._skip_batch(loss, batch, step)
+        for name in self.counts:
+            if name.startswith("samples_"):
+                self.counts[name] += step[name]
         self._log_step(loss, batch)
         return loss
 
-    def _non_finite(self, loss, batch):
-        if self.recipe.trainer.nan_policy == "stop":
+    def _warn_skipped(self, skipped: list[tuple[str, str]]) -> None:
+        for sample_id, reason in skipped:
+            log.warning("rank %d skipped sample %s: %s", self.global_rank, sample_id, reason)
+
+    def _step_counts(self, batch, loss) -> dict[str, int]:
+        """This rank's numbers for the step; ``_sum_over_ranks`` adds the other ranks'."""
+        counts = {
+            "empty": int(loss is None),
+            "nonfinite": int(_nonfinite(loss)),
+            "skipped_samples": len(batch["skipped"]),
+        }
+        for name in self.counts:
+            if name.startswith("samples_"):
+                rows = batch.get("media_index", {}).get(name.removeprefix("samples_"))
+                counts[name] = 0 if rows is None else len(rows)
+        return counts
+
+    def _sum_over_ranks(self, counts: dict[str, int]) -> dict[str, int]:
+        values = torch.tensor(list(counts.values()), dtype=torch.long, device=self.device)
+        values = self.trainer.strategy.reduce(values, reduce_op="sum")  # one collective per step
+        return dict(zip(counts, values.tolist()))
+
+    def _skip_batch(self, loss, batch, step: dict[str, int]):
+        if step["nonfinite"] and self.recipe.trainer.nan_policy == "stop":
+            where = f"loss is {loss.item()}" if _nonfinite(loss) else "a non-finite loss on another rank"
             raise NonFiniteLossError(
-                f"loss is {loss.item()} at global step {self.global_step}; "
-                f"samples in the batch: {batch['sample_ids']}"
+                f"{where} at global step {self.global_step} (rank {self.global_rank}); "
+                f"samples of this rank's batch: {batch['sample_ids']}. "
+                "Set `trainer.nan_policy=skip` to skip such batches instead."
             )
-        # Returning None makes Lightning skip backward and the optimizer step for this batch.
-        self.skipped_nonfinite += 1
-        self.log("train/skipped_nonfinite", float(self.skipped_nonfinite))
+        self.counts["skipped_batches"] += 1
+        reason = "non-finite loss" if step["nonfinite"] else "no sample loaded"
+        log.warning("skipping the batch of global step %d (%s); samples here: %s",
+                    self.global_step, reason, batch["sample_ids"])
+        self._log_counts(batch_size=max(1, len(batch["sample_ids"])))
+        # Returning None on every rank makes Lightning skip backward and the optimizer update.
         return None
 
     def _log_step(self, loss, batch) -> None:
         now = time.perf_counter()
         tokens = int(batch["attention_mask"].sum())
         elapsed, self._step_started = now - self._step_started, now
-        for name, rows in batch["media_index"].items():
-            self.media_seen[name] += len(rows)
         bs = len(batch["sample_ids"])
         self.log("train/loss", loss, prog_bar=True, batch_size=bs)
         self.log("train/tokens_per_s", tokens / max(elapsed, 1e-9), batch_size=bs)
         self.log("train/lr", self.optimizers().param_groups[0]["lr"], prog_bar=True, batch_size=bs)
-        self.log("train/skipped_samples", float(batch.get("skipped", 0)), reduce_fx="sum", batch_size=bs)
-        for name, count in self.media_seen.items():
-            self.log(f"train/samples_{name}", float(count), batch_size=bs)
+        self._log_counts(bs)
+
+    def _log_counts(self, batch_size: int) -> None:
+        for name, value in self.counts.items():
+            self.log(f"train/{name}", float(value), batch_size=batch_size)
 
     def validation_step(self, batch, batch_idx):
+        self._warn_skipped(batch["skipped"])
+        if not batch["sample_ids"]:
+            return None
         loss = self(batch).loss
+        # on_epoch only: the ranks' sums are reduced once at the end of validation.
         self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=len(batch["sample_ids"]))
         return loss
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint[COUNTS_KEY] = dict(self.counts)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.counts.update(checkpoint.get(COUNTS_KEY, {}))
 
     def configure_optimizers(self):
         cfg = self.recipe.optim
@@ -85,3 +144,8 @@ class GroundingLitModule(L.LightningModule):
         total = max(1, int(self.trainer.estimated_stepping_batches))
         scheduler = build_scheduler(optimizer, total, cfg)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def _nonfinite(loss) -> bool:
+    """True when ``loss`` is a NaN or infinite tensor (None: no loss, not non-finite)."""
+    return loss is not None and not bool(torch.isfinite(loss))

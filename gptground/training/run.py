@@ -1,4 +1,9 @@
-"""Train one stage from a recipe: build, fit, save the model folder."""
+"""Train one stage from a recipe: build, fit, save the model folder.
+
+Every process of a distributed run executes ``train``; only global rank 0 writes the run
+folder (recipe, metrics, checkpoints, model). See ``run_folder`` for the folder layout and
+what ``trainer.resume_from: last`` picks.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import dataclasses
 import os
 
 import lightning as L
+from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from omegaconf import OmegaConf
 
 from gptground.config import RecipeConfig, recipe_to_yaml
@@ -14,45 +20,57 @@ from gptground.model.folder import save_model_folder
 from gptground.model.trainable import apply_trainable
 from gptground.training.datamodule import GroundingDataModule
 from gptground.training.module import GroundingLitModule
+from gptground.training.run_folder import check_writable, resolve_resume
 from gptground.training.trainer import build_loggers, build_trainer
 
 MODEL_DIR = "model"  # the trained model folder inside a run folder
+RECIPE_FILE = "recipe.yaml"  # the resolved recipe inside a run folder
 
 
-def _check_writable(path: str) -> None:
-    """Fail before any model is built if the run folder cannot be written."""
-    try:
-        os.makedirs(path, exist_ok=True)
-        probe = os.path.join(path, ".write-test")
-        with open(probe, "w") as f:
-            f.write("ok")
-        os.remove(probe)
-    except OSError as e:
-        raise PermissionError(f"run folder {path!r} is not writable (`run.output_dir`): {e}") from e
+def train(recipe: RecipeConfig, callbacks=()) -> str:
+    """Fit one stage; returns the run folder (holding ``model/``, metrics, checkpoints).
 
+    Args:
+        recipe: the validated recipe.
+        callbacks: extra Lightning callbacks, run before the checkpointing.
 
-def _resume_path(recipe: RecipeConfig, run_dir: str) -> str | None:
-    r = recipe.trainer.resume_from
-    if r == "last":
-        return os.path.join(run_dir, "checkpoints", "last.ckpt")
-    return r
-
-
-def train(recipe: RecipeConfig) -> str:
-    """Fit one stage; returns the run folder (holding ``model/``, metrics, checkpoints)."""
-    _check_writable(recipe.run.output_dir)
+    Raises:
+        PermissionError: the run folder cannot be written (before anything is built).
+        FileNotFoundError: ``trainer.resume_from`` names no checkpoint.
+    """
+    check_writable(recipe.run.output_dir)
+    # Resolved before the logger creates this run's new version folder.
+    ckpt_path = resolve_resume(recipe.trainer.resume_from, recipe.run.output_dir, recipe.run.name)
     L.seed_everything(recipe.run.seed, workers=True)
-    resolved = OmegaConf.to_container(OmegaConf.create(dataclasses.asdict(recipe)))
-    loggers = build_loggers(recipe, resolved)
-    run_dir = loggers[0].log_dir
-    _check_writable(run_dir)
-    with open(os.path.join(run_dir, "recipe.yaml"), "w") as f:
-        f.write(recipe_to_yaml(recipe))
+    loggers = build_loggers(recipe, OmegaConf.to_container(OmegaConf.create(dataclasses.asdict(recipe))))
+    trainer = build_trainer(recipe, loggers, callbacks)
+    if trainer.is_global_zero:
+        _start_run_folder(loggers[0], recipe)
     model, tokenizer = build_model(recipe.model)
     apply_trainable(model, recipe.model.trainable)
-    trainer = build_trainer(recipe, loggers, run_dir)
     data = GroundingDataModule(recipe, tokenizer, model.modalities)
-    trainer.fit(GroundingLitModule(model, recipe), datamodule=data, ckpt_path=_resume_path(recipe, run_dir))
+    try:
+        trainer.fit(GroundingLitModule(model, recipe), datamodule=data, ckpt_path=ckpt_path)
+    finally:
+        _finish_wandb(trainer, loggers)
+    run_dir = trainer.log_dir  # rank 0's folder, broadcast to every rank
     if trainer.is_global_zero:
         save_model_folder(model, tokenizer, recipe.model, os.path.join(run_dir, MODEL_DIR))
     return run_dir
+
+
+def _start_run_folder(csv: CSVLogger, recipe: RecipeConfig) -> None:
+    """Create the new version folder, check it is writable, and save the resolved recipe."""
+    _ = csv.experiment  # creates the folder while it is still empty (else Lightning warns)
+    check_writable(csv.log_dir)
+    with open(os.path.join(csv.log_dir, RECIPE_FILE), "w") as f:
+        f.write(recipe_to_yaml(recipe))
+
+
+def _finish_wandb(trainer: L.Trainer, loggers: list) -> None:
+    """Close the W&B run, so that the next stage in this process starts its own."""
+    if not trainer.is_global_zero:
+        return
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            logger.experiment.finish()

@@ -12,7 +12,7 @@ from lightning.pytorch.strategies import FSDPStrategy
 from transformers.models.llama.modeling_llama import LlamaDecoderLayer
 
 from gptground.config import RecipeConfig, TrainerConfig, WandbConfig
-from gptground.training.callbacks import LoaderPosition, ParameterTable
+from gptground.training.callbacks import LoaderPosition, ParameterTable, RandomState, trace_from_env
 from gptground.training.checkpoint_io import AtomicCheckpointIO
 
 
@@ -51,7 +51,11 @@ def wandb_mode(cfg: WandbConfig) -> str:
     return "online" if os.environ.get("WANDB_API_KEY") else "offline"
 
 
-def build_loggers(recipe: RecipeConfig, resolved: dict):
+def build_loggers(recipe: RecipeConfig, resolved: dict) -> list:
+    """CSV metrics in the run folder always (first, so it names the run folder); W&B if enabled.
+
+    The W&B files go to ``<run folder>/wandb`` (``offline-run-*`` when offline).
+    """
     csv = CSVLogger(save_dir=recipe.run.output_dir, name=recipe.run.name)
     loggers = [csv]
     w = recipe.wandb
@@ -70,19 +74,37 @@ def build_loggers(recipe: RecipeConfig, resolved: dict):
     return loggers
 
 
-def build_trainer(recipe: RecipeConfig, loggers, run_dir: str) -> L.Trainer:
-    t = recipe.trainer
-    ckpt = t.checkpoint
-    checkpoints = ModelCheckpoint(
-        dirpath=os.path.join(run_dir, "checkpoints"),
+def _checkpointing(recipe: RecipeConfig) -> ModelCheckpoint:
+    """last.ckpt for resuming (+ the best by ``monitor`` when there is validation data).
+
+    No dirpath: Lightning puts checkpoints in ``<run folder>/checkpoints`` and broadcasts
+    rank 0's choice, so every rank agrees on the folder.
+    """
+    ckpt = recipe.trainer.checkpoint
+    return ModelCheckpoint(
         save_last=ckpt.save_last,
         monitor=ckpt.monitor if recipe.data.val_sources else None,
         mode=ckpt.mode,
         save_top_k=1,
         every_n_train_steps=ckpt.every_n_train_steps,
     )
+
+
+def _checkpoint_plugins(strategy) -> list:
+    """Atomic writes, except where the strategy brings its own checkpoint IO (FSDP, DeepSpeed)."""
+    if isinstance(strategy, FSDPStrategy) or str(strategy).startswith("deepspeed"):
+        return []
+    return [AtomicCheckpointIO()]
+
+
+def build_trainer(recipe: RecipeConfig, loggers: list, callbacks=()) -> L.Trainer:
+    """The Lightning Trainer of a recipe; ``callbacks`` are added to the built-in ones.
+
+    Built-in callbacks: LoaderPosition and RandomState (exact resume), ParameterTable, the
+    checkpointing, and SampleTrace when ``GPTGROUND_TRACE_SAMPLES`` is set.
+    """
+    t = recipe.trainer
     strategy = build_strategy(t)
-    plugins = [] if isinstance(strategy, FSDPStrategy) or str(strategy).startswith("deepspeed") else [AtomicCheckpointIO()]
     return L.Trainer(
         accelerator=t.accelerator,
         devices=t.devices,
@@ -97,10 +119,11 @@ def build_trainer(recipe: RecipeConfig, loggers, run_dir: str) -> L.Trainer:
         limit_val_batches=t.limit_val_batches if recipe.data.val_sources else 0,
         log_every_n_steps=t.log_every_n_steps,
         logger=loggers,
-        callbacks=[LoaderPosition(), ParameterTable(), checkpoints],
-        plugins=plugins,
+        callbacks=[LoaderPosition(), RandomState(), ParameterTable(), *trace_from_env(), *callbacks,
+                   _checkpointing(recipe)],
+        plugins=_checkpoint_plugins(strategy),
         enable_progress_bar=t.enable_progress_bar,
         use_distributed_sampler=False,  # the MixtureSampler shards by rank itself
-        default_root_dir=run_dir,
+        default_root_dir=recipe.run.output_dir,
         num_sanity_val_steps=0,
     )
