@@ -5,6 +5,7 @@ annotation files for the three training stages, with train/val/test splits; see
 ``data_cards/synthetic_world.md`` for what the world contains and its conventions.
 """
 
+from gptground.synth.cli import add_synth_arguments, build_synth_config, run_synth
 from gptground.synth.config import (
     SPLITS,
     STAGE_TASKS,
@@ -16,7 +17,13 @@ from gptground.synth.config import (
     VideoWorldConfig,
 )
 from gptground.synth.generate import generate_world
-from gptground.synth.writer import AnnotationFile, ManifestError, WorldManifest, read_jsonl, read_manifest
+from gptground.synth.writer import (
+    AnnotationFile,
+    ManifestError,
+    WorldManifest,
+    read_jsonl,
+    read_manifest,
+)
 
 __all__ = [
     "SPLITS",
@@ -30,7 +37,10 @@ __all__ = [
     "TaskCounts",
     "VideoWorldConfig",
     "WorldManifest",
+    "add_synth_arguments",
+    "build_synth_config",
     "generate_world",
     "read_jsonl",
     "read_manifest",
+    "run_synth",
 ]

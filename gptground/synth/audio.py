@@ -8,7 +8,6 @@ floor. Clips are written as 16-bit PCM WAV or FLAC.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import numpy as np
 import soundfile as sf
 
 from gptground.grounding.types import Span
-from gptground.synth.config import AudioWorldConfig
+from gptground.synth.config import AudioWorldConfig, event_cells
 from gptground.synth.speech import word_waveform
 from gptground.synth.vocabulary import SPOKEN_WORDS
 
@@ -85,13 +84,16 @@ def sample_audio_scene(rng: np.random.Generator, cfg: AudioWorldConfig, kinds: t
     queried = events[0]
     events.sort(key=lambda e: e.start)
     return AudioScene(sample_rate=sample_rate, duration=duration, fmt=fmt, events=tuple(events),
-                      target=events.index(queried), noise_level=cfg.noise_level, noise_seed=int(rng.integers(2**31)))
+                      target=events.index(queried), noise_level=cfg.noise_level,
+                      noise_seed=int(rng.integers(2**31)))
 
 
-def _event_cells(rng: np.random.Generator, cfg: AudioWorldConfig, taken: tuple[int, int] | None) -> tuple[int, int] | None:
+def _event_cells(rng: np.random.Generator, cfg: AudioWorldConfig,
+                 taken: tuple[int, int] | None) -> tuple[int, int] | None:
     """(first, last + 1) grid cells of an event, clear of ``taken``; None if nothing fits."""
     grid = cfg.span_grid
-    length = int(rng.integers(max(1, math.ceil(cfg.event_frac[0] * grid)), math.floor(cfg.event_frac[1] * grid) + 1))
+    fewest, most = event_cells(cfg.event_frac, grid)
+    length = int(rng.integers(fewest, most + 1))
     starts = [s for s in range(grid - length + 1) if taken is None or s + length <= taken[0] or s >= taken[1]]
     if not starts:
         return None

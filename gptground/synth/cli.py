@@ -1,4 +1,4 @@
-"""Command-line front of the generator: ``gptground data synth OUT_DIR [key=value ...]``.
+"""Command-line front of the generator: ``gptground data synth --out DIR [key=value ...]``.
 
 The CLI owner adds the subcommand with :func:`add_synth_arguments` and calls
 :func:`run_synth` with the parsed namespace.
@@ -16,19 +16,21 @@ from omegaconf.errors import OmegaConfBaseException
 
 from gptground.synth.config import SynthConfig, SynthConfigError
 from gptground.synth.generate import generate_world
+from gptground.synth.world import SceneSamplingError
 from gptground.synth.writer import WorldManifest
 
 
 def add_synth_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the generator's arguments to ``parser`` (returned for chaining)."""
-    parser.add_argument("out_dir", help="world folder to write (media, annotations/, manifest.json)")
+    parser.add_argument("--out", type=Path, default=Path("data/synth"),
+                        help="world folder to write: media, annotations/, manifest.json (default: data/synth)")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                         help="SynthConfig overrides, e.g. scale=0.5 audio.span_grid=8 'video.fps=[8,10]'")
     parser.add_argument("--config", type=Path, help="YAML file of SynthConfig fields; overrides apply on top")
     parser.add_argument("--seed", type=int, help="shortcut for seed=N")
     parser.add_argument("--scale", type=float, help="shortcut for scale=X (multiplies train counts)")
     parser.add_argument("--workers", type=int, help="shortcut for workers=N (rendering processes)")
-    parser.add_argument("--overwrite", action="store_true", help="replace a world already in OUT_DIR")
+    parser.add_argument("--overwrite", action="store_true", help="replace a world already in the --out folder")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -57,34 +59,39 @@ def build_synth_config(config_path: str | Path | None = None, overrides: Sequenc
 
 
 def run_synth(args: argparse.Namespace) -> int:
-    """Generate the world the parsed ``args`` describe; prints a summary. Returns 0."""
+    """Generate the world the parsed ``args`` describe and print a summary.
+
+    Returns:
+        0 on success; 2 after printing ``error: ...`` for a bad config, an existing world
+        without ``--overwrite``, or a config that leaves no room for a scene.
+    """
     shortcuts = [f"{name}={getattr(args, name)}" for name in ("seed", "scale", "workers")
                  if getattr(args, name) is not None]
-    config = build_synth_config(args.config, [*args.overrides, *shortcuts])
-    manifest = generate_world(args.out_dir, config, progress=not args.no_progress, overwrite=args.overwrite)
+    try:
+        config = build_synth_config(args.config, [*args.overrides, *shortcuts])
+        manifest = generate_world(args.out, config, progress=not args.no_progress, overwrite=args.overwrite)
+    except (SynthConfigError, SceneSamplingError, FileExistsError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     print(summary(manifest))
     return 0
 
 
 def summary(manifest: WorldManifest) -> str:
     """A table of annotation files and record counts, then skipped parts, for the terminal."""
-    lines = [f"world: {manifest.root} (seed {manifest.seed}, {manifest.seconds:.1f} s, "
-             f"{manifest.samples_per_second:.0f} samples/s)"]
+    head = (f"world: {manifest.root} (seed {manifest.seed}, {manifest.seconds:.1f} s, "
+            f"{manifest.samples_per_second:.0f} samples/s)")
+    lines = [head]
     lines += [f"  stage {a.stage}  {a.task:<17} {a.split:<5} {a.records:>6}  {a.path}" for a in manifest.annotations]
     lines += [f"  skipped {what}: {why}" for what, why in manifest.skipped.items()]
     return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m gptground.synth.cli OUT_DIR ...`` (the same as ``gptground data synth``)."""
+    """``python -m gptground.synth.cli --out DIR ...`` (the same as ``gptground data synth``)."""
     parser = add_synth_arguments(argparse.ArgumentParser(prog="gptground data synth",
                                                          description="Generate the synthetic grounding world."))
-    args = parser.parse_args(argv)
-    try:
-        return run_synth(args)
-    except (SynthConfigError, FileExistsError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return run_synth(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

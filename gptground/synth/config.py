@@ -63,6 +63,11 @@ def _check_choices(value: tuple, name: str, allowed) -> None:
     _check(len(set(value)) == len(value), name, f"has duplicates: {value!r}")
 
 
+def event_cells(event_frac: tuple[float, float], span_grid: int) -> tuple[int, int]:
+    """(fewest, most) whole grid steps an event may last, for ``event_frac`` of the clip."""
+    return max(1, math.ceil(event_frac[0] * span_grid)), math.floor(event_frac[1] * span_grid)
+
+
 def _check_sizes(sizes: tuple, name: str, minimum: int, even: bool = False) -> None:
     _check(len(sizes) > 0, name, "must list at least one (width, height)")
     for size in sizes:
@@ -223,8 +228,9 @@ class VideoWorldConfig:
         _check(shortest >= self.span_grid, "video.span_grid",
                f"the shortest clip has {shortest:g} frames, fewer than span_grid={self.span_grid}")
         _check_range(self.event_frac, "video.event_frac", 0.0, 1.0)
-        _check(math.floor(self.event_frac[1] * self.span_grid) >= max(1, math.ceil(self.event_frac[0] * self.span_grid)),
-               "video.event_frac", f"{self.event_frac} allows no whole number of 1/{self.span_grid} steps")
+        fewest, most = event_cells(self.event_frac, self.span_grid)
+        _check(most >= fewest, "video.event_frac",
+               f"{self.event_frac} allows no whole number of 1/{self.span_grid} steps")
         _check_range(self.side, "video.side", 0.1, 0.6)
         _check(0.0 <= self.distractor_prob <= 1.0, "video.distractor_prob",
                f"must be in [0, 1], got {self.distractor_prob}")
@@ -260,8 +266,9 @@ class AudioWorldConfig:
         self.sample_rates, self.durations = _as_tuple(self.sample_rates), _as_tuple(self.durations)
         self.formats, self.events = _as_tuple(self.formats), _as_tuple(self.events)
         self.event_frac = _as_tuple(self.event_frac)
-        _check(len(self.sample_rates) > 0 and all(isinstance(r, int) and r >= _MIN_SAMPLE_RATE for r in self.sample_rates),
-               "audio.sample_rates", f"integers >= {_MIN_SAMPLE_RATE} Hz, got {self.sample_rates!r}")
+        rates_ok = all(isinstance(r, int) and r >= _MIN_SAMPLE_RATE for r in self.sample_rates)
+        _check(len(self.sample_rates) > 0 and rates_ok, "audio.sample_rates",
+               f"integers >= {_MIN_SAMPLE_RATE} Hz, got {self.sample_rates!r}")
         _check(len(self.durations) > 0 and all(0.5 <= d <= 600 for d in self.durations),
                "audio.durations", f"seconds in [0.5, 600], got {self.durations!r}")
         _check_choices(self.formats, "audio.formats", ("wav", "flac"))
@@ -269,8 +276,9 @@ class AudioWorldConfig:
         _check(isinstance(self.span_grid, int) and self.span_grid >= 2, "audio.span_grid",
                f"must be an integer >= 2, got {self.span_grid!r}")
         _check_range(self.event_frac, "audio.event_frac", 0.0, 1.0)
-        _check(math.floor(self.event_frac[1] * self.span_grid) >= max(1, math.ceil(self.event_frac[0] * self.span_grid)),
-               "audio.event_frac", f"{self.event_frac} allows no whole number of 1/{self.span_grid} steps")
+        fewest, most = event_cells(self.event_frac, self.span_grid)
+        _check(most >= fewest, "audio.event_frac",
+               f"{self.event_frac} allows no whole number of 1/{self.span_grid} steps")
         _check(0.0 <= self.distractor_prob <= 1.0, "audio.distractor_prob",
                f"must be in [0, 1], got {self.distractor_prob}")
         _check(0.0 <= self.noise_level <= 0.1, "audio.noise_level", f"must be in [0, 0.1], got {self.noise_level}")

@@ -18,7 +18,12 @@ from gptground.synth.audio import AudioEvent, AudioScene
 from gptground.synth.images import ImageScene
 from gptground.synth.sound_source import SoundLocScene
 from gptground.synth.videos import VideoScene
-from gptground.synth.vocabulary import audio_event_name, join_phrases, number_word, sentence
+from gptground.synth.vocabulary import (
+    audio_event_name,
+    join_phrases,
+    number_word,
+    sentence,
+)
 from gptground.synth.world import Shape, noun_phrase
 
 PLACEHOLDERS = {"image": "<image>", "video": "<video>", "sound": "<sound>"}  # in this order
@@ -134,7 +139,8 @@ def _video_question(scene: VideoScene, rng: np.random.Generator) -> str:
         return _pick(rng, ("When does the {} appear?", "When is the {} visible?")).format(subject)
     if ev.kind == "move":
         return _pick(rng, ("When does the {} move?", "When is the {} moving?")).format(subject)
-    return _pick(rng, (f"When does the {subject} turn {ev.new_colour}?", f"When is the {ev.shape.kind} {ev.new_colour}?"))
+    return _pick(rng, (f"When does the {subject} turn {ev.new_colour}?",
+                       f"When is the {ev.shape.kind} {ev.new_colour}?"))
 
 
 def video_caption(scene: VideoScene, rng: np.random.Generator) -> Dialogue:
@@ -195,10 +201,9 @@ def audio_dialogue(scene: AudioScene, rng: np.random.Generator) -> Dialogue:
     """What do you hear -> when is the queried sound -> and the other one, if any."""
     events = [scene.target_event] + [e for i, e in enumerate(scene.events) if i != scene.target]
     names = ["the " + audio_event_name(e.kind, e.word) for e in events]
-    turns = [("What do you hear?", _audio_caption_text(scene)),
-             (_audio_question(events[0], rng), sentence(f"{names[0]} is in {_span_text(events[0].span, scene.duration)}"))]
-    for event, name in zip(events[1:], names[1:]):
-        turns.append((f"And {name}?", sentence(f"{name} is in {_span_text(event.span, scene.duration)}")))
+    where = [sentence(f"{name} is in {_span_text(e.span, scene.duration)}") for e, name in zip(events, names)]
+    turns = [("What do you hear?", _audio_caption_text(scene)), (_audio_question(events[0], rng), where[0])]
+    turns += [(f"And {name}?", answer) for name, answer in zip(names[1:], where[1:])]
     return Dialogue(tuple(turns), _span_target("audio_dialogue", [e.span for e in events], scene.duration, names))
 
 

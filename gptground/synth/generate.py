@@ -29,8 +29,14 @@ from gptground.synth.images import sample_image_scene, write_image
 from gptground.synth.sound_source import sample_sound_loc_scene, write_sound_loc
 from gptground.synth.speech import ESPEAK, espeak_available
 from gptground.synth.videos import sample_video_scene, write_video
-from gptground.synth.writer import OWNED_NAMES, AnnotationFile, WorldManifest, annotation_path, media_path, \
-    write_jsonl
+from gptground.synth.writer import (
+    OWNED_NAMES,
+    AnnotationFile,
+    WorldManifest,
+    annotation_path,
+    media_path,
+    write_jsonl,
+)
 
 POOL_TASKS: dict[str, tuple[str, ...]] = {
     "image": ("image_caption", "rec", "grounded_caption", "image_dialogue"),
@@ -146,25 +152,39 @@ def _render_job(ctx: _RenderContext, job: tuple[str, str, int]):
     """Sample and write one scene; returns (scene, {modality key: relative media path})."""
     pool, split, index = job
     rng = np.random.default_rng([ctx.config.seed, _SPLIT_CODE[split], _POOL_CODE[pool], index])
-    cfg = ctx.config
-    if pool == "image":
-        scene = sample_image_scene(rng, cfg.image)
-        media = {"image": media_path("image", split, f"img-{index:06d}", "png")}
-        write_image(scene, ctx.root / media["image"])
-    elif pool == "video":
-        scene = sample_video_scene(rng, cfg.video, cfg.image)
-        media = {"video": media_path("video", split, f"vid-{index:06d}", "mp4")}
-        write_video(scene, ctx.root / media["video"], cfg.video.codec)
-    elif pool == "audio":
-        scene = sample_audio_scene(rng, cfg.audio, ctx.audio_kinds)
-        media = {"sound": media_path("sound", split, f"aud-{index:06d}", scene.fmt)}
-        write_audio(scene, ctx.root / media["sound"])
-    else:
-        scene = sample_sound_loc_scene(rng, cfg.image, cfg.audio)
-        media = {"image": media_path("image", split, f"sl-{index:06d}", "png"),
-                 "sound": media_path("sound", split, f"sl-{index:06d}", scene.fmt)}
-        write_sound_loc(scene, ctx.root / media["image"], ctx.root / media["sound"])
+    return _RENDERERS[pool](ctx, rng, split, f"{index:06d}")
+
+
+def _render_image(ctx: _RenderContext, rng: np.random.Generator, split: str, number: str):
+    scene = sample_image_scene(rng, ctx.config.image)
+    media = {"image": media_path("image", split, f"img-{number}", "png")}
+    write_image(scene, ctx.root / media["image"])
     return scene, media
+
+
+def _render_video(ctx: _RenderContext, rng: np.random.Generator, split: str, number: str):
+    scene = sample_video_scene(rng, ctx.config.video, ctx.config.image)
+    media = {"video": media_path("video", split, f"vid-{number}", "mp4")}
+    write_video(scene, ctx.root / media["video"], ctx.config.video.codec)
+    return scene, media
+
+
+def _render_audio(ctx: _RenderContext, rng: np.random.Generator, split: str, number: str):
+    scene = sample_audio_scene(rng, ctx.config.audio, ctx.audio_kinds)
+    media = {"sound": media_path("sound", split, f"aud-{number}", scene.fmt)}
+    write_audio(scene, ctx.root / media["sound"])
+    return scene, media
+
+
+def _render_sound_loc(ctx: _RenderContext, rng: np.random.Generator, split: str, number: str):
+    scene = sample_sound_loc_scene(rng, ctx.config.image, ctx.config.audio)
+    media = {"image": media_path("image", split, f"sl-{number}", "png"),
+             "sound": media_path("sound", split, f"sl-{number}", scene.fmt)}
+    write_sound_loc(scene, ctx.root / media["image"], ctx.root / media["sound"])
+    return scene, media
+
+
+_RENDERERS = {"image": _render_image, "video": _render_video, "audio": _render_audio, "sound_loc": _render_sound_loc}
 
 
 def _write_annotations(ctx: _RenderContext, scenes: dict) -> list[AnnotationFile]:

@@ -10,8 +10,15 @@ from PIL import Image
 
 from gptground.synth.canvas import draw_shapes, render_background
 from gptground.synth.config import ImageWorldConfig
-from gptground.synth.world import Background, SceneSamplingError, Shape, place_boxes, sample_background, \
-    sample_looks, side_px
+from gptground.synth.world import (
+    Background,
+    SceneSamplingError,
+    Shape,
+    place_boxes,
+    sample_background,
+    sample_looks,
+    side_px,
+)
 
 
 @dataclass(frozen=True)

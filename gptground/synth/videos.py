@@ -10,7 +10,6 @@ frames uniformly by index sees each boundary within one sample.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -20,15 +19,27 @@ import numpy as np
 
 from gptground.grounding.types import Span
 from gptground.synth.canvas import draw_shapes, render_background
-from gptground.synth.config import ImageWorldConfig, VideoWorldConfig
-from gptground.synth.world import Background, PixelBox, SceneSamplingError, Shape, central_square, place_boxes, \
-    sample_background, side_px
+from gptground.synth.config import ImageWorldConfig, VideoWorldConfig, event_cells
+from gptground.synth.world import (
+    Background,
+    PixelBox,
+    SceneSamplingError,
+    Shape,
+    central_square,
+    place_boxes,
+    random_box,
+    sample_background,
+    side_px,
+)
 
 _GRID_PX = 2  # even corners keep shape edges on yuv420p chroma-sample boundaries
 # Both keep flat colours within a few levels. One thread keeps the bitstream independent of
 # the core count. mpeg4 output is byte-identical between runs; libx264's (PyAV 18) was seen
 # to differ now and then between identical runs, even with one thread, so it is not the default.
-_ENCODER_OPTIONS = {"libx264": {"crf": "16", "preset": "veryfast", "threads": "1"}, "mpeg4": {"qscale": "2", "threads": "1"}}
+_ENCODER_OPTIONS = {
+    "libx264": {"crf": "16", "preset": "veryfast", "threads": "1"},
+    "mpeg4": {"qscale": "2", "threads": "1"},
+}
 
 
 @dataclass(frozen=True)
@@ -83,7 +94,8 @@ def sample_video_scene(rng: np.random.Generator, cfg: VideoWorldConfig, looks: I
 def _event_frames(rng: np.random.Generator, num_frames: int, cfg: VideoWorldConfig) -> tuple[int, int]:
     """(start, end) frames of an event lasting ``cfg.event_frac`` of the clip, on the span grid."""
     grid = cfg.span_grid
-    cells = int(rng.integers(max(1, math.ceil(cfg.event_frac[0] * grid)), math.floor(cfg.event_frac[1] * grid) + 1))
+    fewest, most = event_cells(cfg.event_frac, grid)
+    cells = int(rng.integers(fewest, most + 1))
     first = int(rng.integers(0, grid - cells + 1))
     return round(first * num_frames / grid), round((first + cells) * num_frames / grid)
 
@@ -99,7 +111,7 @@ def _sample_event(rng: np.random.Generator, cfg: VideoWorldConfig, looks: ImageW
     if kind == "move":
         box, end_box = _move_endpoints(rng, side, region)
     else:
-        box, end_box = place_boxes(rng, [side], region, _GRID_PX)[0], None
+        box, end_box = random_box(rng, side, region, _GRID_PX), None
     new_colour = None
     if kind == "change_colour":
         others = [c for c in looks.colours if c != colour]
@@ -119,10 +131,12 @@ def _move_endpoints(rng: np.random.Generator, side: int, region: PixelBox) -> tu
         a, b = b, a  # move either way along the axis
     across = int(rng.integers(0, travel + 1)) // _GRID_PX * _GRID_PX
     horizontal = rng.random() < 0.5
-    x0, y0 = region[0], region[1]
-    if horizontal:
-        return (x0 + a, y0 + across, x0 + a + side, y0 + across + side), (x0 + b, y0 + across, x0 + b + side, y0 + across + side)
-    return (x0 + across, y0 + a, x0 + across + side, y0 + a + side), (x0 + across, y0 + b, x0 + across + side, y0 + b + side)
+
+    def box(along: int) -> PixelBox:
+        x, y = (along, across) if horizontal else (across, along)
+        return (region[0] + x, region[1] + y, region[0] + x + side, region[1] + y + side)
+
+    return box(a), box(b)
 
 
 def _sample_distractor(rng: np.random.Generator, cfg: VideoWorldConfig, looks: ImageWorldConfig,

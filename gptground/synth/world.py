@@ -127,6 +127,16 @@ def place_boxes(rng: np.random.Generator, sides: list[int], region: PixelBox, gr
     return None
 
 
+def random_box(rng: np.random.Generator, side: int, region: PixelBox, grid: int) -> PixelBox:
+    """A ``side`` x ``side`` box anywhere in ``region`` (which must be at least that large)."""
+    x = _grid_positions(region[0], region[2] - side, grid)
+    y = _grid_positions(region[1], region[3] - side, grid)
+    if len(x) == 0 or len(y) == 0:
+        raise SceneSamplingError(f"a {side} px shape does not fit in region {region}")
+    x1, y1 = int(x[rng.integers(len(x))]), int(y[rng.integers(len(y))])
+    return (x1, y1, x1 + side, y1 + side)
+
+
 def _free_corners(side: int, region: PixelBox, grid: int, taken: list[PixelBox]) -> np.ndarray:
     """(K, 2) top-left corners where a ``side`` box fits in ``region`` clear of ``taken``."""
     xs = _grid_positions(region[0], region[2] - side, grid)

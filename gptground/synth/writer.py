@@ -41,8 +41,7 @@ def write_jsonl(path: Path, records: list[dict]) -> None:
     """One JSON object per line, keys in insertion order, UTF-8; same records => same bytes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8", newline="\n") as f:
-        for record in records:
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        f.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -86,7 +85,8 @@ class WorldManifest:
     samples_per_second: float = 0.0
     config: dict = field(default_factory=dict)
 
-    def files(self, stage: int | None = None, task: str | None = None, split: str | None = None) -> list[AnnotationFile]:
+    def files(self, stage: int | None = None, task: str | None = None,
+              split: str | None = None) -> list[AnnotationFile]:
         """Annotation files matching every given filter."""
         return [a for a in self.annotations
                 if (stage is None or a.stage == stage) and (task is None or a.task == task)

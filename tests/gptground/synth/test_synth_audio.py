@@ -7,7 +7,13 @@ import pytest
 import soundfile as sf
 
 from gptground.synth import AudioWorldConfig, read_jsonl
-from gptground.synth.audio import HIGH_BEEP_HZ, LOW_TONE_HZ, sample_audio_scene, synthesize, write_audio
+from gptground.synth.audio import (
+    HIGH_BEEP_HZ,
+    LOW_TONE_HZ,
+    sample_audio_scene,
+    synthesize,
+    write_audio,
+)
 from gptground.synth.speech import espeak_available
 
 TONES = ("high_beep", "low_tone", "noise_burst")

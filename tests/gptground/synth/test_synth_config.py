@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from gptground.synth import AudioWorldConfig, ImageWorldConfig, SynthConfig, SynthConfigError, TaskCounts, \
-    VideoWorldConfig
+from gptground.synth import (
+    AudioWorldConfig,
+    ImageWorldConfig,
+    SynthConfig,
+    SynthConfigError,
+    TaskCounts,
+    VideoWorldConfig,
+)
 from gptground.synth.cli import build_synth_config
 
 

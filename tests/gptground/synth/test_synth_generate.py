@@ -9,9 +9,16 @@ import av
 import pytest
 import soundfile as sf
 from PIL import Image
-
 from synth_fixtures import all_files, tiny_config
-from gptground.synth import SPLITS, STAGE_TASKS, ManifestError, generate_world, read_jsonl, read_manifest
+
+from gptground.synth import (
+    SPLITS,
+    STAGE_TASKS,
+    ManifestError,
+    generate_world,
+    read_jsonl,
+    read_manifest,
+)
 from gptground.synth import generate as generate_module
 
 

@@ -8,7 +8,12 @@ import soundfile as sf
 from PIL import Image
 
 from gptground.synth import AudioWorldConfig, ImageWorldConfig, read_jsonl
-from gptground.synth.sound_source import PITCH_OF_COLOUR, sample_sound_loc_scene, shape_sound, shape_tone
+from gptground.synth.sound_source import (
+    PITCH_OF_COLOUR,
+    sample_sound_loc_scene,
+    shape_sound,
+    shape_tone,
+)
 from gptground.synth.vocabulary import PALETTE
 
 
