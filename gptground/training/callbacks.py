@@ -38,10 +38,10 @@ class RandomState(L.Callback):
     """Saves every rank's torch RNG state in checkpoints and restores it on resume.
 
     Lightning does not save RNG states, so dropout after a resume would differ from the
-    uninterrupted run. States are restored at ``on_train_start``, after Lightning has
-    created the first data iterator (which draws a worker base seed from the global RNG,
-    a draw the interrupted run made at its start, not at the checkpoint). A run resumed
-    on another number of processes keeps its freshly seeded streams.
+    uninterrupted run. States are restored at ``on_train_start``, just before the first
+    step (the data loaders draw worker seeds from their own generators, so setting up data
+    does not move the global stream). A run resumed on another number of processes keeps
+    its freshly seeded streams.
     """
 
     def __init__(self):

@@ -85,6 +85,11 @@ class GroundingDataModule(L.LightningDataModule):
     def _collate(self):
         return functools.partial(collate_kept, pad_id=self.tokenizer.pad_token_id)
 
+    def _loader_generator(self) -> torch.Generator:
+        """The loader's own RNG for worker base seeds, so that creating a data iterator never
+        draws from the global RNG (which dropout uses, and which a resume restores)."""
+        return torch.Generator().manual_seed(self.recipe.run.seed)
+
     def setup(self, stage: str) -> None:
         d = self.recipe.data
         if stage == "fit" and not self.train_sets:
@@ -121,6 +126,7 @@ class GroundingDataModule(L.LightningDataModule):
             collate_fn=self._collate(),
             num_workers=self.recipe.data.num_workers,
             drop_last=True,
+            generator=self._loader_generator(),
         )
 
     def val_dataloader(self):
@@ -133,6 +139,7 @@ class GroundingDataModule(L.LightningDataModule):
             batch_size=self.recipe.data.batch_size,
             collate_fn=self._collate(),
             num_workers=self.recipe.data.num_workers,
+            generator=self._loader_generator(),
         )
 
 
