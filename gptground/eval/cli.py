@@ -1,0 +1,87 @@
+"""``gptground eval``: evaluate a model folder on an annotation file with targets.
+
+    gptground eval RUN/model data/synth/annotations/stage2/rec.test.jsonl --task rec \\
+        --out eval/rec --roots data/synth
+    gptground eval RUN/model charades.jsonl --task tvg --out eval/tvg --roots video=/data/charades --devices 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from gptground.data.readers import RecordError
+from gptground.eval.errors import EvalInputError
+from gptground.eval.queries import EVAL_TASKS, default_record_keys
+from gptground.eval.run import EvalSettings, run_evaluation
+from gptground.grounding import DEFAULT_FORMAT, available_formats
+from gptground.processor import SampleError
+
+
+def parse_roots(values: Sequence[str]) -> dict[str, str]:
+    """``["image=DIR", "sound=DIR"]`` -> {key: DIR}; a lone ``DIR`` is the root of every key.
+
+    Raises:
+        ValueError: an unknown record key, or a lone folder mixed with ``key=DIR`` pairs.
+    """
+    keys = sorted(default_record_keys())
+    pairs = [v for v in values if "=" in v]
+    if len(pairs) < len(values):
+        if len(values) > 1:
+            raise ValueError(f"--roots takes one folder for all media or key=DIR pairs, got {list(values)}")
+        return {key: values[0] for key in keys}
+    roots = dict(v.split("=", 1) for v in pairs)
+    unknown = sorted(set(roots) - set(keys))
+    if unknown:
+        raise ValueError(f"--roots keys {unknown} are not record media keys; known: {keys}")
+    return roots
+
+
+def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the ``eval`` command's arguments to ``parser`` and return it."""
+    parser.add_argument("model", help="model folder written by training (<run folder>/model)")
+    parser.add_argument("data", help="annotation file (JSONL or JSON list) whose records carry 'target'")
+    parser.add_argument("--task", required=True, choices=EVAL_TASKS, help="boxes: rec, sound_loc; spans: video_tg, audio_tg, tvg")
+    parser.add_argument("--out", required=True, help="folder for predictions.jsonl and metrics.json")
+    parser.add_argument("--roots", nargs="+", default=[], metavar="KEY=DIR",
+                        help="media roots: image=DIR video=DIR sound=DIR, or one DIR for all")
+    parser.add_argument("--batch-size", type=int, default=8, help="questions generated together per device")
+    parser.add_argument("--max-new-tokens", type=int, default=48, help="the most tokens per answer")
+    parser.add_argument("--devices", type=int, default=1, help="processes, one per device; the numbers do not change")
+    parser.add_argument("--accelerator", default="auto", choices=("auto", "cpu", "gpu"), help="device kind")
+    parser.add_argument("--strategy", default=None, choices=("ddp", "ddp_spawn", "ddp_fork"),
+                        help="how processes start (default ddp: the command is re-launched per rank)")
+    parser.add_argument("--format", dest="fmt", default=DEFAULT_FORMAT,
+                        help=f"grounding format of the answers; one of {', '.join(available_formats())}")
+    parser.add_argument("--template", default="groundinggpt", help="conversation template the model was trained with")
+    parser.add_argument("--constrained", action="store_true", help="decode coordinates constrained to the format")
+    parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N items")
+    parser.add_argument("--wandb", action="store_true", help="log a W&B table of predictions with pictures")
+    parser.add_argument("--wandb-project", default="gptground", help="W&B project")
+    parser.add_argument("--wandb-rows", type=int, default=16, help="table rows (each draws a picture)")
+    return parser
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    """Run ``eval`` from parsed arguments: metrics JSON on stdout; exit status 2 on bad input."""
+    try:
+        settings = EvalSettings(
+            model=args.model, data=args.data, task=args.task, out=args.out, roots=parse_roots(args.roots),
+            batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, devices=args.devices,
+            accelerator=args.accelerator, strategy=args.strategy, fmt=args.fmt, template=args.template,
+            constrained=args.constrained, limit=args.limit, wandb=args.wandb,
+            wandb_project=args.wandb_project, wandb_rows=args.wandb_rows,
+        )
+    except ValueError as error:  # bad arguments: named by the settings' checks
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    try:
+        metrics = run_evaluation(settings)
+    except (RecordError, EvalInputError, SampleError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if metrics is not None:  # rank 0 of a multi-process run, or the only process
+        print(json.dumps(metrics, indent=2))
+    return 0
