@@ -97,7 +97,7 @@ class SampleTrace(L.Callback):
         self.folder = folder
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs  # {} for a skipped step
         line = {
             "step": trainer.global_step,
             "epoch": trainer.current_epoch,

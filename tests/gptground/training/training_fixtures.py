@@ -74,14 +74,17 @@ class CrashAt(L.Callback):
 
 
 class Snapshot(L.Callback):
-    """Copies every parameter of ``pl_module.model`` at fit start and at train end."""
+    """Copies every parameter of ``pl_module.model`` at fit start and at train end, and the
+    ids of the modality tokens of the model being trained."""
 
     def __init__(self):
         self.before: dict[str, torch.Tensor] = {}
         self.after: dict[str, torch.Tensor] = {}
+        self.new_token_ids = torch.empty(0, dtype=torch.long)
 
     def on_fit_start(self, trainer, pl_module):
         self.before = {k: p.detach().clone() for k, p in pl_module.model.named_parameters()}
+        self.new_token_ids = pl_module.model.new_token_ids.clone()
 
     def on_train_end(self, trainer, pl_module):
         self.after = {k: p.detach().clone() for k, p in pl_module.model.named_parameters()}
