@@ -28,7 +28,7 @@ import torch
 
 from gptground.conversation import ASSISTANT, HUMAN, Turn, normalize_role
 from gptground.eval.constrained import CoordinateConstraint
-from gptground.eval.generate import batches, generate_batch, inference_dtype
+from gptground.eval.generate import batches, generate_batch, inference_dtype, model_placement, to_model
 from gptground.grounding import DEFAULT_FORMAT, Box, ParseFailure, Span, get_format
 from gptground.media_cache import EncodedMedia, MediaCache, file_key
 from gptground.model.build import load_model
@@ -158,6 +158,8 @@ class Grounder:
         cache_size: int = 4,
         constrained: bool = False,
     ):
+        if max_new_tokens < 1 or batch_size < 1:
+            raise ValueError(f"max_new_tokens and batch_size must be >= 1, got {max_new_tokens} and {batch_size}")
         self.model = model.eval()
         self.processor = processor
         self.format = get_format(fmt)
@@ -236,7 +238,8 @@ class Grounder:
         Args:
             messages: a question, or turns: ``Turn`` s or ``{"role": "user"|"assistant",
                 "content": ...}`` mappings (``from``/``value`` as in records also work).
-            image, video, audio: media the conversation is about.
+            image, video, audio: media the conversation is about. Spans in the reply are
+                read against the video's duration when both a video and a sound are given.
         """
         media = {k: v for k, v in {"image": image, "video": video, "audio": audio}.items() if v is not None}
         texts, encoded = self._generate([_turns(messages)], media)
@@ -268,9 +271,7 @@ class Grounder:
     def _encode_now(self, modality: str, source: MediaPath) -> EncodedMedia:
         encoder = self.model.modalities[modality]
         media = encoder.load(os.fspath(source))
-        parameter = next(self.model.parameters())
-        x = encoder.transform(media, train=False).unsqueeze(0)
-        x = x.to(device=parameter.device, dtype=parameter.dtype) if x.is_floating_point() else x.to(parameter.device)
+        x = to_model(encoder.transform(media, train=False).unsqueeze(0), *model_placement(self.model))
         return EncodedMedia(modality, media, encoder(x)[0])  # (N, d_model)
 
     def _generate(
@@ -283,8 +284,12 @@ class Grounder:
         texts: list[str] = []
         for chunk in batches(samples, self.batch_size):
             texts += generate_batch(
-                self.model, self.processor, chunk, self.max_new_tokens,
-                self._logits_processors(), sample_tokens=[tokens] * len(chunk),
+                self.model,
+                self.processor,
+                chunk,
+                self.max_new_tokens,
+                self._logits_processors(),
+                sample_tokens=[tokens] * len(chunk),
             )
         return texts, encoded
 

@@ -28,7 +28,7 @@ EXTENSIONS = {
 
 
 def modality_of_file(path: str) -> str:
-    """"image", "video" or "audio" from the file's extension.
+    """ "image", "video" or "audio" from the file's extension.
 
     Raises:
         UnsupportedMediaError: the extension is none of :data:`EXTENSIONS`.
@@ -37,8 +37,9 @@ def modality_of_file(path: str) -> str:
     for modality, extensions in EXTENSIONS.items():
         if extension in extensions:
             return modality
-    raise UnsupportedMediaError(path, f"cannot tell the modality from {extension or 'no extension'!r}; "
-                                      "pass --modality image|video|audio")
+    raise UnsupportedMediaError(
+        path, f"cannot tell the modality from {extension or 'no extension'!r}; pass --modality image|video|audio"
+    )
 
 
 def parse_truth(values: list[str], modality: str) -> list[Box] | list[Span]:
@@ -61,9 +62,10 @@ def add_ground_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
     """Add the ``ground`` command's arguments to ``parser`` and return it."""
     parser.add_argument("model", help="model folder written by training (<run folder>/model)")
     parser.add_argument("media", help="an image, video or sound file")
-    parser.add_argument("question", help="the question, e.g. \"Where is the red circle?\"")
-    parser.add_argument("--modality", choices=sorted(EXTENSIONS), default=None,
-                        help="what the file is (default: from its extension)")
+    parser.add_argument("question", help='the question, e.g. "Where is the red circle?"')
+    parser.add_argument(
+        "--modality", choices=sorted(EXTENSIONS), default=None, help="what the file is (default: from its extension)"
+    )
     parser.add_argument("--sound", default=None, help="with an image: a sound whose source to locate in it")
     parser.add_argument("--out", default=None, help="write a picture of the answer here (PNG)")
     parser.add_argument("--truth", nargs="+", default=[], help="true boxes x1,y1,x2,y2 (px) or spans start,end (s)")
@@ -82,8 +84,14 @@ def run_ground(args: argparse.Namespace) -> int:
         if args.sound and modality != "image":
             raise ValueError(f"--sound needs an image to locate the sound in, got a {modality} file")
         truth = parse_truth(args.truth, modality)
-        grounder = Grounder.load(args.model, device=args.device, template=args.template,
-                                 max_new_tokens=args.max_new_tokens, fmt=args.fmt, constrained=args.constrained)
+        grounder = Grounder.load(
+            args.model,
+            device=args.device,
+            template=args.template,
+            max_new_tokens=args.max_new_tokens,
+            fmt=args.fmt,
+            constrained=args.constrained,
+        )
         answer = _ask(grounder, modality, args)
     except ValueError as error:  # bad arguments, a missing modality, a bad question
         print(f"error: {error}", file=sys.stderr)

@@ -43,18 +43,33 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     """Add the ``eval`` command's arguments to ``parser`` and return it."""
     parser.add_argument("model", help="model folder written by training (<run folder>/model)")
     parser.add_argument("data", help="annotation file (JSONL or JSON list) whose records carry 'target'")
-    parser.add_argument("--task", required=True, choices=EVAL_TASKS, help="boxes: rec, sound_loc; spans: video_tg, audio_tg, tvg")
+    parser.add_argument(
+        "--task", required=True, choices=EVAL_TASKS, help="boxes: rec, sound_loc; spans: video_tg, audio_tg, tvg"
+    )
     parser.add_argument("--out", required=True, help="folder for predictions.jsonl and metrics.json")
-    parser.add_argument("--roots", nargs="+", default=[], metavar="KEY=DIR",
-                        help="media roots: image=DIR video=DIR sound=DIR, or one DIR for all")
+    parser.add_argument(
+        "--roots",
+        nargs="+",
+        default=[],
+        metavar="KEY=DIR",
+        help="media roots: image=DIR video=DIR sound=DIR, or one DIR for all",
+    )
     parser.add_argument("--batch-size", type=int, default=8, help="questions generated together per device")
     parser.add_argument("--max-new-tokens", type=int, default=48, help="the most tokens per answer")
     parser.add_argument("--devices", type=int, default=1, help="processes, one per device; the numbers do not change")
     parser.add_argument("--accelerator", default="auto", choices=("auto", "cpu", "gpu"), help="device kind")
-    parser.add_argument("--strategy", default=None, choices=("ddp", "ddp_spawn", "ddp_fork"),
-                        help="how processes start (default ddp: the command is re-launched per rank)")
-    parser.add_argument("--format", dest="fmt", default=DEFAULT_FORMAT,
-                        help=f"grounding format of the answers; one of {', '.join(available_formats())}")
+    parser.add_argument(
+        "--strategy",
+        default=None,
+        choices=("ddp", "ddp_spawn", "ddp_fork"),
+        help="how processes start (default ddp: the command is re-launched per rank)",
+    )
+    parser.add_argument(
+        "--format",
+        dest="fmt",
+        default=DEFAULT_FORMAT,
+        help=f"grounding format of the answers; one of {', '.join(available_formats())}",
+    )
     parser.add_argument("--template", default="groundinggpt", help="conversation template the model was trained with")
     parser.add_argument("--constrained", action="store_true", help="decode coordinates constrained to the format")
     parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N items")
@@ -68,11 +83,23 @@ def run_eval(args: argparse.Namespace) -> int:
     """Run ``eval`` from parsed arguments: metrics JSON on stdout; exit status 2 on bad input."""
     try:
         settings = EvalSettings(
-            model=args.model, data=args.data, task=args.task, out=args.out, roots=parse_roots(args.roots),
-            batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, devices=args.devices,
-            accelerator=args.accelerator, strategy=args.strategy, fmt=args.fmt, template=args.template,
-            constrained=args.constrained, limit=args.limit, wandb=args.wandb,
-            wandb_project=args.wandb_project, wandb_rows=args.wandb_rows,
+            model=args.model,
+            data=args.data,
+            task=args.task,
+            out=args.out,
+            roots=parse_roots(args.roots),
+            batch_size=args.batch_size,
+            max_new_tokens=args.max_new_tokens,
+            devices=args.devices,
+            accelerator=args.accelerator,
+            strategy=args.strategy,
+            fmt=args.fmt,
+            template=args.template,
+            constrained=args.constrained,
+            limit=args.limit,
+            wandb=args.wandb,
+            wandb_project=args.wandb_project,
+            wandb_rows=args.wandb_rows,
         )
     except ValueError as error:  # bad arguments: named by the settings' checks
         print(f"error: {error}", file=sys.stderr)

@@ -65,12 +65,13 @@ def inference_dtype(device: torch.device | str) -> torch.dtype:
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
-def _placement(model) -> tuple[torch.device, torch.dtype]:
+def model_placement(model) -> tuple[torch.device, torch.dtype]:
+    """(device, dtype) of a model's weights."""
     parameter = next(model.parameters())
     return parameter.device, parameter.dtype
 
 
-def _to_model(x: torch.Tensor, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+def to_model(x: torch.Tensor, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     """Move to the model's device; floating inputs (pixels, fbanks) also take its dtype."""
     return x.to(device=device, dtype=dtype) if x.is_floating_point() else x.to(device)
 
@@ -129,11 +130,11 @@ def generate_batch(
         One answer text per sample, in order.
     """
     tokenizer = processor.tokenizer
-    device, dtype = _placement(model)
+    device, dtype = model_placement(model)
     batch = collate(samples, tokenizer.pad_token_id, padding_side="left")
     index = {name: rows.to(device) for name, rows in batch["media_index"].items()}
     if sample_tokens is None:
-        media_tokens = model.media_tokens({k: _to_model(v, device, dtype) for k, v in batch["media"].items()})
+        media_tokens = model.media_tokens({k: to_model(v, device, dtype) for k, v in batch["media"].items()})
     else:
         media_tokens = _stacked_tokens(sample_tokens, batch["media_index"])
     stop = processor.template.stop

@@ -62,7 +62,7 @@ class EvalItem:
 
 
 def task_values(task: str) -> str:
-    """"boxes" or "spans" for an evaluation task; ValueError names the tasks otherwise."""
+    """ "boxes" or "spans" for an evaluation task; ValueError names the tasks otherwise."""
     if task not in TASK_VALUES:
         raise ValueError(f"task must be one of {EVAL_TASKS}, got {task!r}")
     return TASK_VALUES[task]
@@ -108,10 +108,16 @@ def _record_item(record: Record, task: str, values: str, roots: Mapping[str, str
         raise RecordError(record.where, f"media keys {unknown} belong to no modality; known: {sorted(keys)}")
     media = {keys[key]: resolve_media_path(roots.get(key), path) for key, path in record.media.items()}
     query = Query(record.id, _up_to_last_question(record), media)
-    if values == "boxes":
-        boxes = tuple(Box(*_numbers(b, 4, "target.boxes[]", record)) for b in _list(target, "boxes", record))
-        width, height = _numbers(target.get("image_size"), 2, "target.image_size", record)
-        return EvalItem(query, boxes, image_size=(width, height))
+    return _box_item(query, target, record) if values == "boxes" else _span_item(query, target, record)
+
+
+def _box_item(query: Query, target: Mapping[str, Any], record: Record) -> EvalItem:
+    boxes = tuple(Box(*_numbers(b, 4, "target.boxes[]", record)) for b in _list(target, "boxes", record))
+    width, height = _numbers(target.get("image_size"), 2, "target.image_size", record)
+    return EvalItem(query, boxes, image_size=(width, height))
+
+
+def _span_item(query: Query, target: Mapping[str, Any], record: Record) -> EvalItem:
     spans = tuple(Span(*_numbers(s, 2, "target.spans[]", record)) for s in _list(target, "spans", record))
     duration = target.get("duration")
     if duration is not None:
@@ -120,7 +126,9 @@ def _record_item(record: Record, task: str, values: str, roots: Mapping[str, str
 
 
 def _up_to_last_question(record: Record) -> list[Turn]:
-    last = max(i for i, turn in enumerate(record.conversations) if turn.role == HUMAN)
+    last = max((i for i, turn in enumerate(record.conversations) if turn.role == HUMAN), default=None)
+    if last is None:
+        raise RecordError(record.where, "no human turn to ask")
     return record.conversations[: last + 1]
 
 

@@ -16,7 +16,6 @@ writes into the output folder::
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,8 +75,15 @@ class Prediction:
     def to_json(self) -> dict[str, Any]:
         """The JSONL line; ``gptground score`` reads id, prediction, answer, size and format."""
         kind = task_values(self.task)
-        line = {"id": self.id, "task": self.task, "prompt": self.prompt, "prediction": self.text,
-                kind: self.values, "answer": self.truths, "iou": self.iou}
+        line = {
+            "id": self.id,
+            "task": self.task,
+            "prompt": self.prompt,
+            "prediction": self.text,
+            kind: self.values,
+            "answer": self.truths,
+            "iou": self.iou,
+        }
         if kind == "boxes":
             line["image_size"] = list(self.image_size)
         else:
@@ -87,7 +93,7 @@ class Prediction:
         return line
 
 
-def _predict(item: EvalItem, answer: Answer, task: str, fmt: str) -> Prediction:
+def to_prediction(item: EvalItem, answer: Answer, task: str, fmt: str) -> Prediction:
     """Parse one answer with the item's image size or clip duration and score it."""
     parser = get_format(fmt)
     prompt = question_text(item.query.question)
@@ -97,23 +103,45 @@ def _predict(item: EvalItem, answer: Answer, task: str, fmt: str) -> Prediction:
         parsed = parser.parse(answer.text, image_size=size)
         iou = max(box_iou(parsed.boxes[0], t) for t in item.truths) if parsed.boxes else 0.0
         values = [b.as_list() for b in parsed.boxes]
-        return Prediction(item.id, task, prompt, answer.text, values, truths, iou, parser.name,
-                          image_size=tuple(size), failures=[f.reason for f in parsed.failures])
+        return Prediction(
+            item.id,
+            task,
+            prompt,
+            answer.text,
+            values,
+            truths,
+            iou,
+            parser.name,
+            image_size=tuple(size),
+            failures=[f.reason for f in parsed.failures],
+        )
     duration = item.duration or answer.media_meta[CLIP_MODALITY[task]].duration
     parsed = parser.parse(answer.text, duration=duration)
     iou = max(span_iou(parsed.spans[0], t) for t in item.truths) if parsed.spans else 0.0
     values = [s.as_list() for s in parsed.spans]
-    return Prediction(item.id, task, prompt, answer.text, values, truths, iou, parser.name,
-                      duration=duration, failures=[f.reason for f in parsed.failures])
+    return Prediction(
+        item.id,
+        task,
+        prompt,
+        answer.text,
+        values,
+        truths,
+        iou,
+        parser.name,
+        duration=duration,
+        failures=[f.reason for f in parsed.failures],
+    )
 
 
 def score_predictions(predictions: Sequence[Prediction], task: str) -> dict[str, float | int]:
     """The task's metrics over predictions (REC Acc@0.5, or R@1 at 0.3/0.5/0.7 and mIoU)."""
     if task_values(task) == "boxes":
-        return rec_accuracy([[Box(*v) for v in p.values] for p in predictions],
-                            [[Box(*t) for t in p.truths] for p in predictions])
-    return temporal_grounding([[Span(*v) for v in p.values] for p in predictions],
-                              [[Span(*t) for t in p.truths] for p in predictions])
+        return rec_accuracy(
+            [[Box(*v) for v in p.values] for p in predictions], [[Box(*t) for t in p.truths] for p in predictions]
+        )
+    return temporal_grounding(
+        [[Span(*v) for v in p.values] for p in predictions], [[Span(*t) for t in p.truths] for p in predictions]
+    )
 
 
 def evaluate(
@@ -151,7 +179,7 @@ def evaluate(
     positions = shard_positions(len(items), rank, world)
     mine = [items[i] for i in positions]
     answers = answer_queries(model, processor, [i.query for i in mine], batch_size, max_new_tokens, logits_processor)
-    local = [(pos, _predict(item, answer, task, fmt)) for pos, item, answer in zip(positions, mine, answers)]
+    local = [(pos, to_prediction(item, answer, task, fmt)) for pos, item, answer in zip(positions, mine, answers)]
     predictions = gather_in_order(local, len(items))
     return score_predictions(predictions, task), predictions
 
@@ -225,16 +253,17 @@ def _evaluate_on_rank(fabric: Fabric, settings: EvalSettings) -> dict[str, float
     model, tokenizer, _ = load_model(settings.model)
     model.to(device=fabric.device, dtype=inference_dtype(fabric.device))
     positions = model.decoder.config.max_position_embeddings
-    processor = Processor(tokenizer, dict(model.modalities), settings.template,
-                          max_length=positions - settings.max_new_tokens)
+    processor = Processor(
+        tokenizer, dict(model.modalities), settings.template, max_length=positions - settings.max_new_tokens
+    )
     constraint = [CoordinateConstraint(tokenizer, settings.fmt)] if settings.constrained else None
     items = load_items(settings)
-    metrics, predictions = evaluate(model, processor, items, settings.task, settings.fmt,
-                                    settings.batch_size, settings.max_new_tokens, constraint)
+    metrics, predictions = evaluate(
+        model, processor, items, settings.task, settings.fmt, settings.batch_size, settings.max_new_tokens, constraint
+    )
     if fabric.global_rank == 0:
         write_outputs(predictions, metrics, settings.out)
         if settings.wandb:
             log_predictions(predictions, items, metrics, settings.out, settings.wandb_project, settings.wandb_rows)
     fabric.barrier()
     return metrics if fabric.global_rank == 0 else None
-

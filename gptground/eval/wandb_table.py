@@ -60,8 +60,9 @@ def log_predictions(
         table = wandb.Table(columns=COLUMNS)
         for prediction, item in list(zip(predictions, items))[:rows]:
             picture = wandb.Image(prediction_picture(prediction, item))
-            table.add_data(prediction.id, prediction.prompt, prediction.text, str(prediction.truths),
-                           prediction.iou, picture)
+            table.add_data(
+                prediction.id, prediction.prompt, prediction.text, str(prediction.truths), prediction.iou, picture
+            )
         run.log({"eval/predictions": table, **{f"eval/{k}": v for k, v in metrics.items()}})
         return run.dir
     finally:

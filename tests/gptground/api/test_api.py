@@ -31,7 +31,7 @@ def fresh(model_folder) -> Grounder:
 
 
 def media(world, pattern: str) -> str:
-    return sorted(glob.glob(str(world.root / pattern)))[0]
+    return min(glob.glob(str(world.root / pattern)))
 
 
 def first_target(world, task: str) -> tuple[dict, str]:
@@ -43,6 +43,13 @@ def test_load_defaults_to_cpu_float32(grounder):
     parameter = next(grounder.model.parameters())
     assert parameter.device.type == "cpu" and parameter.dtype == torch.float32
     assert grounder.modalities == ["audio", "image", "video"]
+
+
+def test_bfloat16_weights_take_bfloat16_inputs(model_folder, world):
+    half = Grounder.load(model_folder, dtype=torch.bfloat16, max_new_tokens=2)
+    assert next(half.model.parameters()).dtype == torch.bfloat16
+    record, root = first_target(world, "audio_tg")
+    assert isinstance(half.ground_audio(f"{root}/{record['sound']}", "When?"), SpanGrounding)
 
 
 def test_ground_image_gives_pixels_of_the_original_image(grounder, world):
@@ -97,7 +104,7 @@ def test_many_questions_about_one_video_encode_it_once(fresh, world, monkeypatch
     fresh.ground_video(path, "When does it stop?")
     fresh.chat("What happens in the video?", video=path)
     assert len(calls) == 1
-    other = sorted(glob.glob(str(world.root / "videos/test/*.mp4")))[-1]
+    other = max(glob.glob(str(world.root / "videos/test/*.mp4")))
     fresh.ground_video(other, "When does it move?")
     assert len(calls) == 2 and fresh.cache.hits == 2
 
@@ -135,8 +142,13 @@ def test_chat_takes_a_list_of_messages(grounder, world):
 
 
 @pytest.mark.parametrize(
-    ("query", "message"), [("", "query must be"), ("   ", "query must be"), ([], "query is an empty list"),
-                           (["ok?", ""], r"query\[1\] must be")]
+    ("query", "message"),
+    [
+        ("", "query must be"),
+        ("   ", "query must be"),
+        ([], "query is an empty list"),
+        (["ok?", ""], r"query\[1\] must be"),
+    ],
 )
 def test_empty_questions_are_refused_by_name(grounder, world, query, message):
     with pytest.raises(ValueError, match=message):

@@ -18,10 +18,22 @@ def ground(*argv: str) -> int:
 
 
 def test_image_answer_and_picture(model_folder, world, tmp_path, capsys):
-    image = sorted(glob.glob(str(world.root / "images/test/img-*.png")))[0]
+    image = min(glob.glob(str(world.root / "images/test/img-*.png")))
     out = tmp_path / "answer.png"
-    assert ground(model_folder, image, "Where is the red circle?", "--out", str(out), "--truth", "4,4,20,20",
-                  "--max-new-tokens", "4") == 0
+    assert (
+        ground(
+            model_folder,
+            image,
+            "Where is the red circle?",
+            "--out",
+            str(out),
+            "--truth",
+            "4,4,20,20",
+            "--max-new-tokens",
+            "4",
+        )
+        == 0
+    )
     report = json.loads(capsys.readouterr().out)
     assert report["question"] == "Where is the red circle?" and isinstance(report["answer"], str)
     assert report["image_size"] == list(Image.open(image).size) and isinstance(report["boxes"], list)
@@ -29,17 +41,21 @@ def test_image_answer_and_picture(model_folder, world, tmp_path, capsys):
 
 
 def test_video_answer_with_a_timeline(model_folder, world, tmp_path, capsys):
-    video = sorted(glob.glob(str(world.root / "videos/test/*.mp4")))[0]
+    video = min(glob.glob(str(world.root / "videos/test/*.mp4")))
     out = tmp_path / "timeline.png"
-    assert ground(model_folder, video, "When does it move?", "--out", str(out), "--truth", "0.5,1.5",
-                  "--max-new-tokens", "4") == 0
+    assert (
+        ground(
+            model_folder, video, "When does it move?", "--out", str(out), "--truth", "0.5,1.5", "--max-new-tokens", "4"
+        )
+        == 0
+    )
     report = json.loads(capsys.readouterr().out)
     assert report["duration"] > 0 and report["picture"] == str(out)
     assert Image.open(out).width == 800
 
 
 def test_bad_truth_and_unknown_files_are_reported(model_folder, world, capsys):
-    video = sorted(glob.glob(str(world.root / "videos/test/*.mp4")))[0]
+    video = min(glob.glob(str(world.root / "videos/test/*.mp4")))
     assert ground(model_folder, video, "When?", "--truth", "1,2,3") == 2
     assert "start,end seconds" in capsys.readouterr().err
     with pytest.raises(UnsupportedMediaError, match="--modality"):

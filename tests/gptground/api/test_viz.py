@@ -65,10 +65,10 @@ def test_timeline_refuses_a_clip_without_length():
 
 
 def test_video_and_audio_timelines_from_files(world, tmp_path):
-    video = sorted(glob.glob(str(world.root / "videos/test/*.mp4")))[0]
+    video = min(glob.glob(str(world.root / "videos/test/*.mp4")))
     picture = reopened(video_timeline(video, [Span(0.5, 1.0)], [Span(0.25, 1.5)], title="When?"), tmp_path)
     plain = timeline_picture(2.0, [Span(0.5, 1.0)], [Span(0.25, 1.5)], title="When?")
     assert picture.width == 800 and picture.height > plain.height  # the keyframe strip
-    sound = sorted(glob.glob(str(world.root / "audio/test/aud-*")))[0]
+    sound = min(glob.glob(str(world.root / "audio/test/aud-*")))
     wave = reopened(audio_timeline(sound, [Span(0.1, 0.4)]), tmp_path)
     assert wave.size == (800, timeline_picture(2.0, [Span(0.1, 0.4)], waveform=np.zeros(10)).height)

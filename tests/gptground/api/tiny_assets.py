@@ -13,16 +13,28 @@ import torch
 from gptground.config import load_recipe
 from gptground.model.build import build_model
 from gptground.model.folder import save_model_folder
-from gptground.synth import AudioWorldConfig, ImageWorldConfig, SynthConfig, TaskCounts, VideoWorldConfig, generate_world
+from gptground.synth import (
+    AudioWorldConfig,
+    ImageWorldConfig,
+    SynthConfig,
+    TaskCounts,
+    VideoWorldConfig,
+    generate_world,
+)
 
 REPO = Path(__file__).resolve().parents[3]
 SMALL = [  # the tiny recipe shrunk further: every part one layer, narrow
-    "model.decoder.tiny.hidden_size=32", "model.decoder.tiny.num_layers=1", "model.decoder.tiny.num_heads=2",
+    "model.decoder.tiny.hidden_size=32",
+    "model.decoder.tiny.num_layers=1",
+    "model.decoder.tiny.num_heads=2",
     "model.decoder.tiny.intermediate_size=64",
-    "model.modalities.image.tiny.hidden_size=32", "model.modalities.image.tiny.num_heads=2",
+    "model.modalities.image.tiny.hidden_size=32",
+    "model.modalities.image.tiny.num_heads=2",
     "model.modalities.image.image_size=32",
-    "model.modalities.video.num_frames=4", "model.modalities.video.num_queries=4",
-    "model.modalities.video.adapter_hidden_size=32", "model.modalities.video.adapter_num_heads=2",
+    "model.modalities.video.num_frames=4",
+    "model.modalities.video.num_queries=4",
+    "model.modalities.video.adapter_hidden_size=32",
+    "model.modalities.video.adapter_num_heads=2",
     "model.modalities.video.adapter_intermediate_size=64",
 ]
 
@@ -30,7 +42,8 @@ SMALL = [  # the tiny recipe shrunk further: every part one layer, narrow
 def world_config() -> SynthConfig:
     """Test split only: a few items per stage-2 task, non-square images, short clips."""
     return SynthConfig(
-        train=TaskCounts(), val=TaskCounts(),
+        train=TaskCounts(),
+        val=TaskCounts(),
         test=TaskCounts(rec=5, video_tg=3, audio_tg=3, sound_loc=2),
         image=ImageWorldConfig(sizes=((64, 64), (80, 48))),
         # 64 px wide: decord misreads 48-px-wide mpeg4 frames
