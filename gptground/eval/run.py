@@ -96,40 +96,25 @@ class Prediction:
 def to_prediction(item: EvalItem, answer: Answer, task: str, fmt: str) -> Prediction:
     """Parse one answer with the item's image size or clip duration and score it."""
     parser = get_format(fmt)
-    prompt = question_text(item.query.question)
-    truths = [t.as_list() for t in item.truths]
     if task_values(task) == "boxes":
-        size = item.image_size or answer.media_meta["image"].size
+        size = tuple(item.image_size or answer.media_meta["image"].size)
         parsed = parser.parse(answer.text, image_size=size)
-        iou = max(box_iou(parsed.boxes[0], t) for t in item.truths) if parsed.boxes else 0.0
-        values = [b.as_list() for b in parsed.boxes]
-        return Prediction(
-            item.id,
-            task,
-            prompt,
-            answer.text,
-            values,
-            truths,
-            iou,
-            parser.name,
-            image_size=tuple(size),
-            failures=[f.reason for f in parsed.failures],
-        )
-    duration = item.duration or answer.media_meta[CLIP_MODALITY[task]].duration
-    parsed = parser.parse(answer.text, duration=duration)
-    iou = max(span_iou(parsed.spans[0], t) for t in item.truths) if parsed.spans else 0.0
-    values = [s.as_list() for s in parsed.spans]
+        found, iou_of, scale = parsed.boxes, box_iou, {"image_size": size}
+    else:
+        duration = item.duration or answer.media_meta[CLIP_MODALITY[task]].duration
+        parsed = parser.parse(answer.text, duration=duration)
+        found, iou_of, scale = parsed.spans, span_iou, {"duration": duration}
     return Prediction(
-        item.id,
-        task,
-        prompt,
-        answer.text,
-        values,
-        truths,
-        iou,
-        parser.name,
-        duration=duration,
-        failures=[f.reason for f in parsed.failures],
+        id=item.id,
+        task=task,
+        prompt=question_text(item.query.question),
+        text=answer.text,
+        values=[value.as_list() for value in found],
+        truths=[truth.as_list() for truth in item.truths],
+        iou=max(iou_of(found[0], truth) for truth in item.truths) if found else 0.0,
+        format=parser.name,
+        failures=[failure.reason for failure in parsed.failures],
+        **scale,
     )
 
 
