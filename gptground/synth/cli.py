@@ -88,11 +88,7 @@ def summary(manifest: WorldManifest) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m gptground.synth.cli --out DIR ...`` (the same as ``gptground data synth``)."""
+    """``python -m gptground.synth --out DIR ...`` (the same as ``gptground data synth``)."""
     parser = add_synth_arguments(argparse.ArgumentParser(prog="gptground data synth",
                                                          description="Generate the synthetic grounding world."))
     return run_synth(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

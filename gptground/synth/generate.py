@@ -101,7 +101,10 @@ def _prepare_folder(root: Path, overwrite: bool) -> None:
         raise FileExistsError(f"{root} already holds a world ({existing[0].name}); "
                               "pass overwrite=True (CLI: --overwrite) or choose another folder")
     for path in existing:
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
     root.mkdir(parents=True, exist_ok=True)
 
 
@@ -132,20 +135,22 @@ def _render_all(ctx: _RenderContext, jobs: list[tuple[str, str, int]], progress:
         for modality_dir in ("images", "videos", "audio"):
             (ctx.root / modality_dir / split).mkdir(parents=True, exist_ok=True)
     render = functools.partial(_render_job, ctx)
-    bar = tqdm(total=len(jobs), desc="synthetic world", unit="sample", disable=not progress)
     results = {}
-    with bar:
-        if ctx.config.workers == 1:
-            outputs = map(render, jobs)
-            for job, output in zip(jobs, outputs):
-                results[job] = output
-                bar.update()
-        else:  # spawn: safe even when the caller has started threads (torch, tokenizers)
-            with multiprocessing.get_context("spawn").Pool(ctx.config.workers) as pool:
-                for job, output in zip(jobs, pool.imap(render, jobs, chunksize=16)):
-                    results[job] = output
-                    bar.update()
+    with tqdm(total=len(jobs), desc="synthetic world", unit="sample", disable=not progress) as bar:
+        for job, output in zip(jobs, _map(render, jobs, ctx.config.workers)):
+            results[job] = output
+            bar.update()
     return results
+
+
+def _map(fn, items: list, workers: int):
+    """``fn`` over ``items`` in order, in ``workers`` processes (in this one if 1)."""
+    if workers == 1:
+        yield from map(fn, items)
+        return
+    # spawn, not fork: safe even when the caller has started threads (torch, tokenizers)
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        yield from pool.imap(fn, items, chunksize=16)
 
 
 def _render_job(ctx: _RenderContext, job: tuple[str, str, int]):
