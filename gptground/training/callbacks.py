@@ -64,7 +64,7 @@ class RandomState(L.Callback):
         if self._strategy is None or self._strategy.world_size == 1:
             return [state.clone()]
         gathered = self._strategy.all_gather(state.to(self._strategy.root_device))  # (world, n)
-        return [row.cpu() for row in gathered]
+        return [row.cpu().clone() for row in gathered]  # own storage per rank (see on_train_start)
 
     def load_state_dict(self, state_dict: dict) -> None:
         self._pending = state_dict
@@ -73,9 +73,11 @@ class RandomState(L.Callback):
         state, self._pending = self._pending, None
         if state is None or len(state["torch"]) != trainer.world_size:
             return
-        torch.set_rng_state(state["torch"][trainer.global_rank])
+        # set_rng_state reads the tensor's storage from its start: a row of a stacked
+        # (world, n) tensor would hand rank 1 the wrong bytes (and crash), so copy it first.
+        torch.set_rng_state(state["torch"][trainer.global_rank].clone())
         if state["cuda"] is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state(state["cuda"][trainer.global_rank])
+            torch.cuda.set_rng_state(state["cuda"][trainer.global_rank].clone())
 
 
 class ParameterTable(L.Callback):
@@ -97,7 +99,9 @@ class SampleTrace(L.Callback):
         self.folder = folder
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs  # {} for a skipped step
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if getattr(pl_module, "step_skipped", False):
+            loss = None  # the step trained on nothing (see GroundingLitModule)
         line = {
             "step": trainer.global_step,
             "epoch": trainer.current_epoch,

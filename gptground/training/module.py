@@ -43,6 +43,8 @@ class GroundingLitModule(L.LightningModule):
         self.recipe = recipe
         names = [f"samples_{name}" for name in sorted(model.modalities)]
         self.counts: dict[str, int] = dict.fromkeys(["skipped_samples", "skipped_batches", *names], 0)
+        self.step_skipped = False  # whether the last training batch was skipped
+        self._real_batches = 0  # batches with a loss since the last optimizer step
         self._step_started = time.perf_counter()
 
     def forward(self, batch):
@@ -60,8 +62,10 @@ class GroundingLitModule(L.LightningModule):
         loss = self(batch).loss if batch["sample_ids"] else None
         step = self._sum_over_ranks(self._step_counts(batch, loss))
         self.counts["skipped_samples"] += step["skipped_samples"]
-        if step["empty"] or step["nonfinite"]:
+        self.step_skipped = bool(step["empty"] or step["nonfinite"])
+        if self.step_skipped:
             return self._skip_batch(loss, batch, step)
+        self._real_batches += 1
         for name in self.counts:
             if name.startswith("samples_"):
                 self.counts[name] += step[name]
@@ -103,8 +107,23 @@ class GroundingLitModule(L.LightningModule):
         log.warning("skipping the batch of global step %d (%s); samples here: %s",
                     self.global_step, reason, batch["sample_ids"])
         self._log_counts(batch_size=max(1, len(batch["sample_ids"])))
-        # Returning None on every rank makes Lightning skip backward and the optimizer update.
-        return None
+        return self._zero_loss()
+
+    def _zero_loss(self) -> torch.Tensor:
+        """0 with a zero gradient for every trainable parameter.
+
+        A skipped batch still runs backward on every rank, so that the ranks' gradient
+        reductions stay in step (returning None would leave DDP waiting); the update itself
+        is dropped in ``on_before_optimizer_step``.
+        """
+        return sum(p.sum() for p in self.model.parameters() if p.requires_grad) * 0.0
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        if self._real_batches == 0:
+            # Only skipped batches since the last update: without gradients AdamW changes
+            # neither the weights nor its moments (zero gradients would still move both).
+            optimizer.zero_grad(set_to_none=True)
+        self._real_batches = 0
 
     def _log_step(self, loss, batch) -> None:
         now = time.perf_counter()

@@ -8,7 +8,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
-from lightning.pytorch.strategies import FSDPStrategy
+from lightning.pytorch.strategies import DDPStrategy, FSDPStrategy
 from transformers.models.llama.modeling_llama import LlamaDecoderLayer
 
 from gptground.config import RecipeConfig, TrainerConfig, WandbConfig
@@ -25,7 +25,15 @@ def resolve_precision(cfg: TrainerConfig) -> str:
 
 
 def build_strategy(cfg: TrainerConfig):
-    """FSDP wraps and checkpoints each decoder layer; other names go to Lightning as-is."""
+    """The Lightning strategy named by ``trainer.strategy``.
+
+    ``ddp`` looks for unused parameters: a batch drawn from a mixture may hold no sample
+    of some modality, and that modality's adapter then takes no part in the step (name
+    ``ddp_find_unused_parameters_false`` when every batch uses every part). ``fsdp`` wraps
+    and checkpoints each decoder layer. Other names go to Lightning as they are.
+    """
+    if cfg.strategy == "ddp":
+        return DDPStrategy(find_unused_parameters=True)
     if cfg.strategy == "fsdp":
         return FSDPStrategy(
             auto_wrap_policy={LlamaDecoderLayer},
