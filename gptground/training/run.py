@@ -12,6 +12,7 @@ import os
 
 import lightning as L
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
+from lightning.pytorch.strategies import FSDPStrategy
 from omegaconf import OmegaConf
 
 from gptground.config import RecipeConfig, recipe_to_yaml
@@ -54,9 +55,27 @@ def train(recipe: RecipeConfig, callbacks=()) -> str:
     finally:
         _finish_wandb(trainer, loggers)
     run_dir = trainer.log_dir  # rank 0's folder, broadcast to every rank
+    trained = _unsharded(trainer, model, recipe)
     if trainer.is_global_zero:
-        save_model_folder(model, tokenizer, recipe.model, os.path.join(run_dir, MODEL_DIR))
+        save_model_folder(trained, tokenizer, recipe.model, os.path.join(run_dir, MODEL_DIR))
     return run_dir
+
+
+def _unsharded(trainer: L.Trainer, model, recipe: RecipeConfig):
+    """The trained GroundingModel with whole parameters on rank 0.
+
+    Under FSDP each rank holds a shard of every wrapped layer: Lightning gathers the full
+    state dict to rank 0 (a collective, so every rank calls it), which is loaded into a
+    fresh, unwrapped copy of the model. Other strategies keep whole parameters.
+    """
+    if not isinstance(trainer.strategy, FSDPStrategy):
+        return model
+    state = trainer.strategy.lightning_module_state_dict()  # {} on ranks other than 0
+    if not trainer.is_global_zero:
+        return model
+    fresh, _ = build_model(recipe.model)
+    fresh.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
+    return fresh
 
 
 def _start_run_folder(csv: CSVLogger, recipe: RecipeConfig) -> None:

@@ -11,7 +11,7 @@ from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from lightning.pytorch.strategies import DDPStrategy, FSDPStrategy
 from transformers.models.llama.modeling_llama import LlamaDecoderLayer
 
-from gptground.config import RecipeConfig, TrainerConfig, WandbConfig
+from gptground.config import RecipeConfig, RecipeError, TrainerConfig, WandbConfig
 from gptground.training.callbacks import LoaderPosition, ParameterTable, RandomState, trace_from_env
 from gptground.training.checkpoint_io import AtomicCheckpointIO
 
@@ -30,7 +30,12 @@ def build_strategy(cfg: TrainerConfig):
     ``ddp`` looks for unused parameters: a batch drawn from a mixture may hold no sample
     of some modality, and that modality's adapter then takes no part in the step (name
     ``ddp_find_unused_parameters_false`` when every batch uses every part). ``fsdp`` wraps
-    and checkpoints each decoder layer. Other names go to Lightning as they are.
+    and checkpoints each decoder layer. Other names go to Lightning as they are, except
+    ZeRO stage 3, whose partitioned parameters the model folder cannot be written from.
+
+    Raises:
+        RecipeError: ``deepspeed_stage_3*`` (use ``fsdp`` or ``deepspeed_stage_2``).
+        ImportError: a DeepSpeed strategy without DeepSpeed installed.
     """
     if cfg.strategy == "ddp":
         return DDPStrategy(find_unused_parameters=True)
@@ -39,6 +44,12 @@ def build_strategy(cfg: TrainerConfig):
             auto_wrap_policy={LlamaDecoderLayer},
             activation_checkpointing_policy={LlamaDecoderLayer},
             checkpoint_io=AtomicCheckpointIO(),
+        )
+    if cfg.strategy.startswith("deepspeed_stage_3"):
+        raise RecipeError(
+            f"`trainer.strategy={cfg.strategy}`: ZeRO stage 3 partitions the parameters and the "
+            "trained model folder cannot be written from them; use `fsdp` (sharded parameters, "
+            "gathered at the end) or `deepspeed_stage_2`"
         )
     if cfg.strategy.startswith("deepspeed"):
         try:
