@@ -41,8 +41,8 @@ class GroundingLitModule(L.LightningModule):
         super().__init__()
         self.model = model
         self.recipe = recipe
-        names = [f"samples_{name}" for name in sorted(model.modalities)]
-        self.counts: dict[str, int] = dict.fromkeys(["skipped_samples", "skipped_batches", *names], 0)
+        self._media_counts = {f"samples_{name}": name for name in sorted(model.modalities)}
+        self.counts: dict[str, int] = dict.fromkeys(["skipped_samples", "skipped_batches", *self._media_counts], 0)
         self.step_skipped = False  # whether the last training batch was skipped
         self._real_batches = 0  # batches with a loss since the last optimizer step
         self._step_started = time.perf_counter()
@@ -66,9 +66,8 @@ class GroundingLitModule(L.LightningModule):
         if self.step_skipped:
             return self._skip_batch(loss, batch, step)
         self._real_batches += 1
-        for name in self.counts:
-            if name.startswith("samples_"):
-                self.counts[name] += step[name]
+        for key in self._media_counts:
+            self.counts[key] += step[key]
         self._log_step(loss, batch)
         return loss
 
@@ -83,10 +82,9 @@ class GroundingLitModule(L.LightningModule):
             "nonfinite": int(_nonfinite(loss)),
             "skipped_samples": len(batch["skipped"]),
         }
-        for name in self.counts:
-            if name.startswith("samples_"):
-                rows = batch.get("media_index", {}).get(name.removeprefix("samples_"))
-                counts[name] = 0 if rows is None else len(rows)
+        media_index = batch.get("media_index", {})  # absent in a batch with no sample
+        for key, name in self._media_counts.items():
+            counts[key] = len(media_index[name]) if name in media_index else 0
         return counts
 
     def _sum_over_ranks(self, counts: dict[str, int]) -> dict[str, int]:

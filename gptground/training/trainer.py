@@ -12,7 +12,12 @@ from lightning.pytorch.strategies import DDPStrategy, FSDPStrategy
 from transformers.models.llama.modeling_llama import LlamaDecoderLayer
 
 from gptground.config import RecipeConfig, RecipeError, TrainerConfig, WandbConfig
-from gptground.training.callbacks import LoaderPosition, ParameterTable, RandomState, trace_from_env
+from gptground.training.callbacks import (
+    LoaderPosition,
+    ParameterTable,
+    RandomState,
+    trace_from_env,
+)
 from gptground.training.checkpoint_io import AtomicCheckpointIO
 
 

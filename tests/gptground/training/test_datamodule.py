@@ -9,7 +9,12 @@ from training_fixtures import tiny_recipe
 from gptground.config import RecipeError
 from gptground.data.dataset import SkippedSample
 from gptground.processor import Sample
-from gptground.training.datamodule import GroundingDataModule, collate_kept, epoch_length, shard_keys
+from gptground.training.datamodule import (
+    GroundingDataModule,
+    collate_kept,
+    epoch_length,
+    shard_keys,
+)
 
 
 def _sample(sample_id: str, n: int) -> Sample:

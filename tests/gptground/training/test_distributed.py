@@ -41,6 +41,10 @@ def _check(proc: subprocess.CompletedProcess) -> None:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
 
+def _run(command: list[str], env: dict[str, str]) -> None:
+    _check(subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=TIMEOUT_S, check=False))
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -69,10 +73,8 @@ def _run_dirs(out: Path) -> list[Path]:
 
 def test_ddp_two_processes_train_checkpoint_and_resume(world, tmp_path):
     out, trace = tmp_path / "runs", tmp_path / "trace"
-    first = _command(world, out, "trainer.devices=2", "trainer.max_steps=2")
-    _check(subprocess.run(first, env=_env(trace), cwd=REPO, capture_output=True, text=True, timeout=TIMEOUT_S))
-    resumed = _command(world, out, "trainer.devices=2", "trainer.max_steps=4", "trainer.resume_from=last")
-    _check(subprocess.run(resumed, env=_env(trace), cwd=REPO, capture_output=True, text=True, timeout=TIMEOUT_S))
+    _run(_command(world, out, "trainer.devices=2", "trainer.max_steps=2"), _env(trace))
+    _run(_command(world, out, "trainer.devices=2", "trainer.max_steps=4", "trainer.resume_from=last"), _env(trace))
 
     _check_shares(trace, world, steps=4)
     v0, v1 = _run_dirs(out)  # rank 1 never made a folder of its own

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from gptground.training.run_folder import check_writable, find_last_checkpoint, resolve_resume
+from gptground.training.run_folder import (
+    check_writable,
+    find_last_checkpoint,
+    resolve_resume,
+)
 
 
 def _version(root, k: int, last: bool):

@@ -9,7 +9,14 @@ import lightning as L
 import torch
 
 from gptground.config import RecipeConfig, load_recipe
-from gptground.synth import STAGE_TASKS, AudioWorldConfig, ImageWorldConfig, SynthConfig, TaskCounts, VideoWorldConfig
+from gptground.synth import (
+    STAGE_TASKS,
+    AudioWorldConfig,
+    ImageWorldConfig,
+    SynthConfig,
+    TaskCounts,
+    VideoWorldConfig,
+)
 
 RECIPES = Path(__file__).resolve().parents[3] / "recipes" / "tiny"
 
