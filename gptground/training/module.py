@@ -1,9 +1,9 @@
 """The LightningModule: next-token loss over a GroundingModel, with declared trainability.
 
 Every decision that changes what a step does (skip it, stop the run) is taken on the
-numbers of all ranks together, so that ranks never disagree on whether to call backward
-(which would hang a distributed run). Counters (skipped samples, skipped batches, media
-items per modality) are sums over ranks, saved in checkpoints and restored on resume.
+numbers of all ranks together: a rank that skipped or stopped alone would leave the others
+waiting in a collective. Counters (skipped samples, skipped batches, media items per
+modality) are sums over ranks, saved in checkpoints and restored on resume.
 """
 
 from __future__ import annotations
