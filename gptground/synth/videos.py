@@ -1,9 +1,10 @@
 """Video clips of the world: one shape appears, moves or changes colour during a span.
 
 Frame ``i`` is shown from ``i / fps`` to ``(i + 1) / fps`` seconds. An event covers frames
-``start_frame .. end_frame - 1`` (appear, change_colour) or moves the shape from its box
-at ``start_frame`` to ``end_box`` at ``end_frame`` (move); in both cases the span in
-seconds is ``[start_frame / fps, end_frame / fps]``. Boundaries are put on multiples of
+``start_frame .. end_frame - 1`` (appear, change_colour), or the shape leaves its place at
+``start_frame``, travels to ``far_box`` and is back at ``end_frame`` (move: a there-and-back
+trip, so that in every event the frames inside the span differ from those outside); the
+span in seconds is ``[start_frame / fps, end_frame / fps]`` either way. Boundaries are put on multiples of
 ``duration / span_grid`` (rounded to a frame), so a model that samples ``span_grid``
 frames uniformly by index sees each boundary within one sample.
 """
@@ -33,12 +34,14 @@ from gptground.synth.world import (
 )
 
 _GRID_PX = 2  # even corners keep shape edges on yuv420p chroma-sample boundaries
-# Both keep flat colours within a few levels. One thread keeps the bitstream independent of
-# the core count. mpeg4 output is byte-identical between runs; libx264's (PyAV 18) was seen
-# to differ now and then between identical runs, even with one thread, so it is not the default.
+# Near-lossless settings: mpeg4 at constant quantiser 2 (global_quality is in lambda units,
+# 118 per quantiser step; without it the encoder starves at 200 kb/s), x264 at CRF 16. One
+# thread keeps the bitstream independent of the core count. mpeg4 output is byte-identical
+# between runs; libx264's (PyAV 18) was seen to differ now and then between identical runs,
+# even with one thread, so it is not the default.
 _ENCODER_OPTIONS = {
     "libx264": {"crf": "16", "preset": "veryfast", "threads": "1"},
-    "mpeg4": {"qscale": "2", "threads": "1"},
+    "mpeg4": {"flags": "+qscale", "global_quality": str(2 * 118), "threads": "1"},
 }
 
 
@@ -50,8 +53,8 @@ class VideoEvent:
     shape: Shape
     start_frame: int
     end_frame: int
-    end_box: PixelBox | None = None
-    """move: the box the shape arrives at on ``end_frame``."""
+    far_box: PixelBox | None = None
+    """move: the farthest point of the trip, reached halfway through the span."""
     new_colour: str | None = None
     """change_colour: the shape's colour during the event."""
 
@@ -109,19 +112,19 @@ def _sample_event(rng: np.random.Generator, cfg: VideoWorldConfig, looks: ImageW
     side = side_px(rng, cfg.side, region[2] - region[0], _GRID_PX)
     size_word = "large" if side >= looks.large_side[0] * min(size) else "small"
     if kind == "move":
-        box, end_box = _move_endpoints(rng, side, region)
+        box, far_box = _move_trip(rng, side, region)
     else:
-        box, end_box = random_box(rng, side, region, _GRID_PX), None
+        box, far_box = random_box(rng, side, region, _GRID_PX), None
     new_colour = None
     if kind == "change_colour":
         others = [c for c in looks.colours if c != colour]
         new_colour = others[rng.integers(len(others))]
     shape = Shape(kind=shape_kind, colour=colour, size=size_word, box=box)
-    return VideoEvent(kind=kind, shape=shape, start_frame=start, end_frame=end, end_box=end_box, new_colour=new_colour)
+    return VideoEvent(kind=kind, shape=shape, start_frame=start, end_frame=end, far_box=far_box, new_colour=new_colour)
 
 
-def _move_endpoints(rng: np.random.Generator, side: int, region: PixelBox) -> tuple[PixelBox, PixelBox]:
-    """Start and end boxes on one horizontal or vertical line, at least half the free travel apart."""
+def _move_trip(rng: np.random.Generator, side: int, region: PixelBox) -> tuple[PixelBox, PixelBox]:
+    """Home and far boxes on one horizontal or vertical line, at least half the free travel apart."""
     travel = (region[2] - region[0]) - side  # pixels the shape can move along either axis
     min_gap = (travel + 1) // 2
     a = int(rng.integers(0, travel - min_gap + 1))
@@ -158,7 +161,7 @@ def _sample_distractor(rng: np.random.Generator, cfg: VideoWorldConfig, looks: I
 
 def _swept_box(event: VideoEvent) -> PixelBox:
     """The box covering every position of the event's shape."""
-    a, b = event.shape.box, event.end_box or event.shape.box
+    a, b = event.shape.box, event.far_box or event.shape.box
     return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
 
 
@@ -170,8 +173,11 @@ def event_shape_at(scene: VideoScene, frame: int) -> Shape | None:
         return ev.shape if inside else None
     if ev.kind == "change_colour":
         return ev.shape.recoloured(ev.new_colour) if inside else ev.shape
-    progress = min(1.0, max(0.0, (frame - ev.start_frame) / (ev.end_frame - ev.start_frame)))
-    box = tuple(round(p + (q - p) * progress) for p, q in zip(ev.shape.box, ev.end_box))
+    if not inside:
+        return ev.shape
+    progress = (frame - ev.start_frame) / (ev.end_frame - ev.start_frame)  # 0 .. 1 over the span
+    away = 1.0 - abs(2.0 * progress - 1.0)  # 0 at home, 1 at the far box halfway, 0 back home
+    box = tuple(round(p + (q - p) * away) for p, q in zip(ev.shape.box, ev.far_box))
     return ev.shape.moved_to(box)
 
 
