@@ -49,13 +49,20 @@ def _add_optional_commands(sub) -> None:
     """Commands whose modules register their own arguments."""
     from gptground.eval.score import add_score_arguments, run_score
 
+    from gptground.eval.cli import add_eval_arguments, run_eval
+    from gptground.ground_cli import add_ground_arguments, run_ground
+
+    evaluate = sub.add_parser("eval", help="evaluate a model folder on a benchmark: predictions JSONL + metrics.json")
+    add_eval_arguments(evaluate)
+    evaluate.set_defaults(func=run_eval)
+    ground = sub.add_parser("ground", help="ask a model one question about an image, video or sound; draw the answer")
+    add_ground_arguments(ground)
+    ground.set_defaults(func=run_ground)
     score = sub.add_parser("score", help="recompute metrics from a predictions JSONL file")
     add_score_arguments(score)
     score.set_defaults(func=run_score)
-    try:
-        from gptground.synth import add_synth_arguments, run_synth
-    except ImportError:
-        return
+    from gptground.synth import add_synth_arguments, run_synth
+
     data = sub.add_parser("data", help="make or check data")
     data_sub = data.add_subparsers(dest="data_command", required=True)
     synth = data_sub.add_parser("synth", help="generate the synthetic grounding world")

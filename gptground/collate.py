@@ -31,7 +31,8 @@ def collate(samples: Sequence[Sample], pad_id: int, padding_side: str = "right")
         ``input_ids`` (B, T) int64, ``attention_mask`` (B, T) int64 (1 = real token),
         ``labels`` (B, T) int64 (IGNORE_INDEX on padding), ``media`` {name: (B_m, ...)},
         ``media_index`` {name: (B_m,) int64 batch rows}, ``media_meta`` {name: [MediaMeta] in
-        the order of ``media_index``}, ``sample_ids`` [B].
+        the order of ``media_index``}, ``encoded`` [names whose media are encoder features],
+        ``sample_ids`` [B].
     """
     if not samples:
         raise ValueError("cannot collate an empty list of samples")
@@ -54,9 +55,14 @@ def collate(samples: Sequence[Sample], pad_id: int, padding_side: str = "right")
 
 
 def _collate_media(samples: Sequence[Sample]) -> dict[str, dict[str, Any]]:
-    media, media_index, media_meta = {}, {}, {}
+    media, media_index, media_meta, encoded = {}, {}, {}, []
     for name in sorted({name for s in samples for name in s.media}):
         rows = [i for i, s in enumerate(samples) if name in s.media]
+        kinds = {name in samples[i].encoded for i in rows}
+        if len(kinds) > 1:
+            raise ValueError(f"{name}: a batch mixes cached encoder features with raw media")
+        if kinds == {True}:
+            encoded.append(name)
         items = [samples[i].media[name] for i in rows]
         shapes = {tuple(x.shape) for x in items}
         if len(shapes) > 1:
@@ -65,4 +71,4 @@ def _collate_media(samples: Sequence[Sample]) -> dict[str, dict[str, Any]]:
         media[name] = torch.stack(items)
         media_index[name] = torch.tensor(rows, dtype=torch.long)
         media_meta[name] = [samples[i].media_meta[name] for i in rows]
-    return {"media": media, "media_index": media_index, "media_meta": media_meta}
+    return {"media": media, "media_index": media_index, "media_meta": media_meta, "encoded": encoded}

@@ -31,6 +31,7 @@ from gptground.conversation import (
     get_template,
     render,
 )
+from gptground.data.features import FeatureStore
 from gptground.data.readers import (
     MEDIA_KEYS,
     Record,
@@ -137,6 +138,8 @@ class Sample:
         labels: (T,) int64, IGNORE_INDEX where no loss; all IGNORE_INDEX for a prompt.
         media: modality name -> transformed input (e.g. image (3, H, W) float).
         media_meta: modality name -> MediaMeta.
+        encoded: names of the modalities whose ``media`` entry already holds frozen-encoder
+            features from a FeatureStore (the model then runs only the adapter).
     """
 
     sample_id: str
@@ -144,6 +147,7 @@ class Sample:
     labels: torch.Tensor
     media: dict[str, torch.Tensor] = field(default_factory=dict)
     media_meta: dict[str, MediaMeta] = field(default_factory=dict)
+    encoded: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -171,6 +175,8 @@ class Processor:
         media_roots: record key ("image", "video", "sound") -> folder or fsspec URL prefix
             that the record's relative media paths are joined to.
         train: use the modalities' training transforms (random augmentation).
+        features: a FeatureStore of frozen-encoder outputs; media found in it are not
+            decoded at all (their eval transform was used when the store was built).
     """
 
     def __init__(
@@ -181,6 +187,7 @@ class Processor:
         max_length: int = 2048,
         media_roots: Mapping[str, str] | None = None,
         train: bool = False,
+        features: FeatureStore | None = None,
     ):
         if max_length <= 0:
             raise ValueError(f"max_length must be positive, got {max_length}")
@@ -194,6 +201,7 @@ class Processor:
         self.template = get_template(template)
         self.max_length = max_length
         self.train = train
+        self.features = features
         self._by_record_key = {m.record_key: name for name, m in self.modalities.items()}
         self.media_roots = self._checked_roots(media_roots or {})
         self.new_token_ids = add_modality_tokens(tokenizer, self.modalities.values())
@@ -390,7 +398,13 @@ class Processor:
         labels = torch.where(torch.tensor(encoded.trained), input_ids, IGNORE_INDEX)
         sample = Sample(sid, input_ids, labels)
         for name in sorted(sources):
-            sample.media[name], sample.media_meta[name] = self._load_media(name, sources[name], sid)
+            if self.features is not None and self.features.has(name, sources[name]):
+                features, meta = self.features.get(name, sources[name])
+                sample.media[name] = features
+                sample.media_meta[name] = MediaMeta(str(sources[name]), meta.size, meta.duration)
+                sample.encoded.add(name)
+            else:
+                sample.media[name], sample.media_meta[name] = self._load_media(name, sources[name], sid)
         return sample
 
     def _load_media(self, name: str, source: MediaInput, sid: str) -> tuple[torch.Tensor, MediaMeta]:

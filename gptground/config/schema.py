@@ -114,6 +114,7 @@ class DataConfig:
     batch_size: int = 8  # samples per device per step
     num_workers: int = 0  # DataLoader worker processes
     on_bad_record: str = "skip"  # "skip" (count and log) or "fail" at the first bad record
+    feature_cache: str | None = None  # folder of cached frozen-encoder features (None = off)
 
     def __post_init__(self) -> None:
         _check_choice("data.on_bad_record", self.on_bad_record)

@@ -134,7 +134,8 @@ def generate_batch(
     batch = collate(samples, tokenizer.pad_token_id, padding_side="left")
     index = {name: rows.to(device) for name, rows in batch["media_index"].items()}
     if sample_tokens is None:
-        media_tokens = model.media_tokens({k: to_model(v, device, dtype) for k, v in batch["media"].items()})
+        media = {k: to_model(v, device, dtype) for k, v in batch["media"].items()}
+        media_tokens = model.media_tokens(media, batch["encoded"])
     else:
         media_tokens = _stacked_tokens(sample_tokens, batch["media_index"])
     stop = processor.template.stop

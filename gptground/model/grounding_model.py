@@ -53,9 +53,18 @@ class GroundingModel(nn.Module):
     def d_model(self) -> int:
         return self.decoder.get_input_embeddings().embedding_dim
 
-    def media_tokens(self, media: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Each modality's decoder tokens: name -> (B_m, N, d_model). Cacheable per item."""
-        return {name: self.modalities[name](x) for name, x in media.items()}
+    def media_tokens(
+        self, media: Mapping[str, torch.Tensor], encoded: Sequence[str] = ()
+    ) -> dict[str, torch.Tensor]:
+        """Each modality's decoder tokens: name -> (B_m, N, d_model).
+
+        ``encoded`` names the modalities whose inputs are already frozen-encoder features
+        (from a FeatureStore): only their adapters run.
+        """
+        return {
+            name: self.modalities[name].adapt(x) if name in encoded else self.modalities[name](x)
+            for name, x in media.items()
+        }
 
     def embed(
         self,
@@ -103,6 +112,7 @@ class GroundingModel(nn.Module):
         labels: torch.Tensor | None = None,
         sample_ids: Sequence[str] | None = None,
         media_tokens: Mapping[str, torch.Tensor] | None = None,
+        encoded: Sequence[str] = (),
     ):
         """Next-token loss (when ``labels`` is given) and logits.
 
@@ -110,7 +120,7 @@ class GroundingModel(nn.Module):
         (the Python API encodes a video once for many questions).
         """
         if media_tokens is None:
-            media_tokens = self.media_tokens(media or {})
+            media_tokens = self.media_tokens(media or {}, encoded)
         embeds = self.embed(input_ids, media_tokens, media_index or {}, sample_ids)
         return self.decoder(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import math
 
 import lightning as L
@@ -11,6 +12,7 @@ from torch.utils.data import DataLoader
 
 from gptground.collate import collate
 from gptground.config import RecipeConfig, RecipeError, SourceConfig
+from gptground.data.features import FeatureStore, media_sources
 from gptground.data.dataset import MixtureDataset, ResumableLoader, SkippedSample
 from gptground.data.mixture import MixtureSampler, MixtureSource
 from gptground.data.readers import read_records
@@ -18,6 +20,8 @@ from gptground.processor import Processor, SampleError
 from modalities import MediaError
 
 SKIP_ERRORS = (SampleError, MediaError)  # a sample failing with these is skipped and counted
+
+log = logging.getLogger(__name__)
 
 
 def collate_kept(samples, pad_id: int) -> dict:
@@ -63,6 +67,7 @@ class GroundingDataModule(L.LightningDataModule):
         self.modalities = modalities
         self.train_sets: list = []
         self.val_sets: list = []
+        self.features: FeatureStore | None = None
 
     def _read(self, sources: list[SourceConfig]) -> list:
         on_error = self.recipe.data.on_bad_record
@@ -77,6 +82,7 @@ class GroundingDataModule(L.LightningDataModule):
             max_length=d.max_length,
             media_roots=d.roots,
             train=train,
+            features=self.features,
         )
 
     def _dataset(self, sets: list, train: bool) -> MixtureDataset:
@@ -90,8 +96,23 @@ class GroundingDataModule(L.LightningDataModule):
         draws from the global RNG (which dropout uses, and which a resume restores)."""
         return torch.Generator().manual_seed(self.recipe.run.seed)
 
+    def prepare_data(self) -> None:
+        """Encode every media file of the recipe's data once, if `data.feature_cache` is set.
+
+        Lightning runs this on one process per node before ``setup``, so ranks never race
+        to write the store.
+        """
+        d = self.recipe.data
+        if d.feature_cache:
+            sets = self._read(d.sources + d.replay + d.val_sources)
+            store = FeatureStore(d.feature_cache, self.modalities)
+            added = store.build(media_sources(sets, self.modalities, d.roots))
+            log.info("feature cache %s: encoded %s new media files", d.feature_cache, added)
+
     def setup(self, stage: str) -> None:
         d = self.recipe.data
+        if d.feature_cache and self.features is None:
+            self.features = FeatureStore(d.feature_cache, self.modalities).load()
         if stage == "fit" and not self.train_sets:
             self.train_sets = self._read(d.sources) + self._read(d.replay)
         if stage in ("fit", "validate") and not self.val_sets and d.val_sources:

@@ -55,6 +55,7 @@ class GroundingLitModule(L.LightningModule):
             media_index=batch["media_index"],
             labels=batch["labels"],
             sample_ids=batch["sample_ids"],
+            encoded=batch.get("encoded", ()),
         )
 
     def training_step(self, batch, batch_idx):
