@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
@@ -12,8 +13,8 @@ from torch.utils.data import DataLoader
 
 from gptground.collate import collate
 from gptground.config import RecipeConfig, RecipeError, SourceConfig
-from gptground.data.features import FeatureStore, media_sources
 from gptground.data.dataset import MixtureDataset, ResumableLoader, SkippedSample
+from gptground.data.features import FeatureStore, media_sources
 from gptground.data.mixture import MixtureSampler, MixtureSource
 from gptground.data.readers import read_records
 from gptground.processor import Processor, SampleError
@@ -106,7 +107,8 @@ class GroundingDataModule(L.LightningDataModule):
         if d.feature_cache:
             sets = self._read(d.sources + d.replay + d.val_sources)
             store = FeatureStore(d.feature_cache, self.modalities)
-            added = store.build(media_sources(sets, self.modalities, d.roots))
+            with _modes_kept(self.modalities.values()):
+                added = store.build(media_sources(sets, self.modalities, d.roots))
             log.info("feature cache %s: encoded %s new media files", d.feature_cache, added)
 
     def setup(self, stage: str) -> None:
@@ -162,6 +164,22 @@ class GroundingDataModule(L.LightningDataModule):
             num_workers=self.recipe.data.num_workers,
             generator=self._loader_generator(),
         )
+
+
+@contextlib.contextmanager
+def _modes_kept(modules):
+    """Restore every submodule's train/eval flag on exit.
+
+    The store encodes in eval mode; the adapters must come back to training mode, or the
+    first run (the one that fills the cache) would train without dropout, and under DDP
+    differently on the rank that filled it.
+    """
+    flags = [(m, m.training) for module in modules for m in module.modules()]
+    try:
+        yield
+    finally:
+        for m, training in flags:
+            m.training = training
 
 
 class _KeyedSubset(torch.utils.data.Dataset):

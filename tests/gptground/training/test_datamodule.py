@@ -8,6 +8,7 @@ from training_fixtures import tiny_recipe
 
 from gptground.config import RecipeError
 from gptground.data.dataset import SkippedSample
+from gptground.model.build import build_model
 from gptground.processor import Sample
 from gptground.training.datamodule import (
     GroundingDataModule,
@@ -54,3 +55,16 @@ def test_an_epoch_smaller_than_a_batch_fails_naming_the_keys(world, tmp_path):
     data.setup("fit")
     with pytest.raises(RecipeError, match=r"3 samples, fewer than `data.batch_size` \(4\): raise `data.samples_per_epoch`"):
         data.train_sampler()
+
+
+def test_filling_the_feature_cache_leaves_the_adapters_in_training_mode(world, tmp_path):
+    """Else the run that fills the cache would train without dropout (and unlike a rerun)."""
+    recipe = tiny_recipe(1, world, tmp_path, f"data.feature_cache={tmp_path / 'features'}")
+    model, tokenizer = build_model(recipe.model)
+    model.train()
+    for modality in model.modalities.values():
+        modality.encoder.eval()  # frozen encoders run in eval mode, as the modalities build them
+    modes = {name: m.training for name, m in model.named_modules()}
+    GroundingDataModule(recipe, tokenizer, model.modalities).prepare_data()
+    assert any((tmp_path / "features").iterdir())  # the cache was filled
+    assert {name: m.training for name, m in model.named_modules()} == modes
