@@ -69,6 +69,10 @@ class GroundingDataModule(L.LightningDataModule):
         self.train_sets: list = []
         self.val_sets: list = []
         self.features: FeatureStore | None = None
+        # The feature cache usually sits on storage all nodes share: one writer in the whole
+        # job, never one per node racing on the same files. Other ranks wait at Lightning's
+        # barrier, then read it (a node that cannot see it decodes raw media instead).
+        self.prepare_data_per_node = False
 
     def _read(self, sources: list[SourceConfig]) -> list:
         on_error = self.recipe.data.on_bad_record
@@ -100,8 +104,8 @@ class GroundingDataModule(L.LightningDataModule):
     def prepare_data(self) -> None:
         """Encode every media file of the recipe's data once, if `data.feature_cache` is set.
 
-        Lightning runs this on one process per node before ``setup``, so ranks never race
-        to write the store.
+        Lightning runs this on global rank 0 only (``prepare_data_per_node`` is off), before
+        ``setup`` on every rank, so ranks never race to write the store.
         """
         d = self.recipe.data
         if d.feature_cache:

@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from training_fixtures import RECIPES, read_trace, tiny_overrides
 
 REPO = RECIPES.parents[1]
@@ -33,8 +34,9 @@ def _env(trace: Path, **extra: str) -> dict[str, str]:
 
 
 def _command(world: Path, out: Path, *extra: str) -> list[str]:
+    """The CLI command; the feature cache starts cold, so filling it runs on rank 0 only."""
     return [sys.executable, "-m", "gptground.cli", "run", str(RECIPES / "stage1.yaml"),
-            *tiny_overrides(world, out), *COMMON, *extra]
+            *tiny_overrides(world, out), *COMMON, f"data.feature_cache={out}/features", *extra]
 
 
 def _check(proc: subprocess.CompletedProcess) -> None:
@@ -81,6 +83,7 @@ def test_ddp_two_processes_train_checkpoint_and_resume(world, tmp_path):
     assert (v0 / "checkpoints" / "last.ckpt").is_file() and (v1 / "model" / "model.safetensors").is_file()
 
 
+@pytest.mark.slow  # four process starts: about a minute on two busy cores
 def test_two_nodes_on_localhost_train_checkpoint_and_resume(world, tmp_path):
     out, trace = tmp_path / "runs", tmp_path / "trace"
     for extra in (("trainer.max_steps=2",), ("trainer.max_steps=4", "trainer.resume_from=last")):
