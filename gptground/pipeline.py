@@ -98,13 +98,25 @@ def load_pipeline(path: str, overrides: list[str] | tuple[str, ...] = ()) -> Pip
 
 def ensure_world(cfg: PipelineConfig) -> None:
     """Generate the synthetic world unless the data folder already holds the same one."""
-    synth = build_synth_config(None, [f"{k}={v}" for k, v in cfg.synth.items()] + [f"scale={cfg.scale * cfg.synth.get('scale', 1.0)}"])
+    scale = cfg.scale * cfg.synth.get("scale", 1.0)
+    synth = build_synth_config(None, _dotlist(cfg.synth) + [f"scale={scale}"])
     wanted = json.loads(json.dumps(dataclasses.asdict(synth)))
     manifest = Path(cfg.data_dir) / "manifest.json"
     if manifest.exists() and json.loads(manifest.read_text()).get("config") == wanted:
         print(f"synthetic world: reusing {cfg.data_dir}", flush=True)
         return
     generate_world(cfg.data_dir, synth, progress=True, overwrite=manifest.exists())
+
+
+def _dotlist(mapping: dict, prefix: str = "") -> list[str]:
+    """Nested mapping -> ``a.b=value`` overrides."""
+    out = []
+    for key, value in mapping.items():
+        if isinstance(value, dict):
+            out += _dotlist(value, f"{prefix}{key}.")
+        else:
+            out.append(f"{prefix}{key}={value}")
+    return out
 
 
 def _stage_overrides(cfg: PipelineConfig, stage: StageConfig, run_dir: str, previous: str | None) -> list[str]:

@@ -37,7 +37,12 @@ def write_pipeline(tmp_path: Path) -> str:
   output_dir: {tmp_path / 'runs'}
   data_dir: {tmp_path / 'world'}
   scale: 1.0
-  synth: {{seed: 1, scale: 0.01, workers: 1}}
+  synth:
+    seed: 1
+    scale: 0.01
+    workers: 1
+    val: {{image_caption: 2, rec: 2, video_tg: 2, image_dialogue: 2}}
+    test: {{rec: 4, grounded_caption: 0, video_tg: 4, audio_tg: 4, sound_loc: 4}}
   stages:
 {stages}
   overrides:
