@@ -76,7 +76,11 @@ def read_video(source: MediaSource, num_samples: int, max_frame_pixels: int) -> 
         logger.warning("decord cannot open %s (%s); decoding it with PyAV", name, _first_line(e))
         decoded = _read_with_pyav(target(), name, num_samples, max_frame_pixels)
     else:
-        decoded = _read_with_decord(reader, name, num_samples, max_frame_pixels)
+        try:
+            decoded = _read_with_decord(reader, name, num_samples, max_frame_pixels)
+        except CorruptMediaError as e:  # decord opens some files it then decodes wrongly
+            logger.warning("decord cannot decode %s (%s); decoding it with PyAV", name, e.reason)
+            decoded = _read_with_pyav(target(), name, num_samples, max_frame_pixels)
     return _to_media(decoded, name)
 
 
@@ -116,6 +120,8 @@ def _read_with_decord(reader: decord.VideoReader, name: str, num_samples: int, m
         starts = reader.get_frame_timestamp(np.concatenate([[0], indices]).tolist())[:, 0]
     except (decord.DECORDError, RuntimeError) as e:
         raise CorruptMediaError(name, f"frames cannot be decoded: {_first_line(e)}") from e
+    if frames.shape[-1] != 3:  # seen with decord 0.6 on 48-pixel-wide mpeg4: 4 channels
+        raise CorruptMediaError(name, f"decord returned frames of shape {frames.shape[1:]}, not (H, W, 3)")
     return DecodedFrames(frames, starts[1:] - starts[0], n, fps)
 
 

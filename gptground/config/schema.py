@@ -78,7 +78,7 @@ class TrainableConfig:
 
     adapters: bool = True  # per-modality adapters (MLP / Q-Formers / projections)
     decoder: bool = False  # every decoder weight except the embedding rows of new tokens
-    new_token_embeddings: bool = True  # embedding (and lm_head) rows of the added tokens
+    new_token_embeddings: bool = True  # input-embedding rows of the added modality tokens
     lora: LoraConfig = field(default_factory=LoraConfig)  # LoRA on the decoder
 
 
@@ -110,7 +110,7 @@ class DataConfig:
     replay: list[SourceConfig] = field(default_factory=list)  # earlier stages' data to replay
     replay_ratio: float = 0.0  # share of each epoch drawn from `replay` (0 = none)
     val_sources: list[SourceConfig] = field(default_factory=list)  # validation data
-    samples_per_epoch: int | None = None  # epoch length of the mixture; None = sum of sources
+    samples_per_epoch: int | None = None  # draws per epoch; None = each record once + replay share
     batch_size: int = 8  # samples per device per step
     num_workers: int = 0  # DataLoader worker processes
     on_bad_record: str = "skip"  # "skip" (count and log) or "fail" at the first bad record
@@ -165,7 +165,8 @@ class TrainerConfig:
     limit_val_batches: Any = 1.0  # float share or int count of validation batches
     log_every_n_steps: int = 10  # how often metrics are logged
     nan_policy: str = "stop"  # a NaN/inf loss: "stop" the run, or "skip" the batch and count it
-    resume_from: str | None = None  # a Lightning .ckpt to resume exactly, or "last"
+    resume_from: str | None = None  # a .ckpt to resume exactly, or "last": the newest
+    # <output_dir>/<name>/version_*/checkpoints/last.ckpt (the resumed run writes a new version)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     enable_progress_bar: bool = True  # Lightning's progress bar during fit
 

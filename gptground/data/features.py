@@ -101,7 +101,7 @@ class FeatureStore:
     def _encode_all(self, name: str, paths: list[str], batch_size: int) -> int:
         if not paths:
             return 0
-        modality = self.modalities[name].eval()
+        modality = self.modalities[name]  # encode() runs the frozen encoder, always in eval mode
         features = self._features.setdefault(name, {})
         meta = self._meta.setdefault(name, {})
         for start in range(0, len(paths), batch_size):
@@ -123,11 +123,12 @@ class FeatureStore:
 
     def _save(self, name: str) -> None:
         tensors, meta = self._files(name)
-        save_file(self._features[name], tensors + ".tmp")
-        with open(meta + ".tmp", "w") as f:
+        tmp = f".tmp-{os.getpid()}"  # written apart, then renamed: readers never see half a file
+        save_file(self._features[name], tensors + tmp)
+        with open(meta + tmp, "w") as f:
             json.dump({k: [list(v.size) if v.size else None, v.duration] for k, v in self._meta[name].items()}, f)
-        os.replace(tensors + ".tmp", tensors)
-        os.replace(meta + ".tmp", meta)
+        os.replace(tensors + tmp, tensors)
+        os.replace(meta + tmp, meta)
 
 
 def _meta_of(media: Media) -> CachedMeta:

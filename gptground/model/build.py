@@ -12,7 +12,7 @@ from gptground.model.decoder import build_decoder
 from gptground.model.folder import DECODER_CONFIG_FILE, TOKENIZER_DIR, load_state, read_folder_config
 from gptground.model.grounding_model import GroundingModel
 from gptground.model.lora import add_lora
-from gptground.processor import add_modality_tokens
+from gptground.processor import add_modality_tokens, modality_token_ids
 from gptground.tokenizer import load_tokenizer
 from modalities import Modality, build_modality
 
@@ -37,12 +37,13 @@ def _grow_embeddings(decoder: LlamaForCausalLM, vocab_size: int) -> None:
 
 
 def _assemble(decoder, modalities, tokenizer) -> GroundingModel:
-    new_ids = add_modality_tokens(tokenizer, list(modalities.values()))
+    add_modality_tokens(tokenizer, list(modalities.values()))  # no-op for tokens already there
     _grow_embeddings(decoder, len(tokenizer))
-    patch_ids = {
-        name: tokenizer.convert_tokens_to_ids(m.special_tokens()[1]) for name, m in modalities.items()
-    }
-    return GroundingModel(decoder, modalities, patch_ids, new_ids)
+    ids = modality_token_ids(tokenizer, modalities)
+    # Every modality token counts as "new" (trainable rows), also in a model loaded from a
+    # folder whose tokenizer already had them.
+    new_ids = [i for t in ids.values() for i in (t.start, t.patch, t.end)]
+    return GroundingModel(decoder, modalities, {n: t.patch for n, t in ids.items()}, new_ids)
 
 
 def build_model(cfg: ModelConfig):
