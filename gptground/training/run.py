@@ -43,12 +43,13 @@ def train(recipe: RecipeConfig, callbacks=()) -> str:
     # Resolved before the logger creates this run's new version folder.
     ckpt_path = resolve_resume(recipe.trainer.resume_from, recipe.run.output_dir, recipe.run.name)
     L.seed_everything(recipe.run.seed, workers=True)
+    # The model first: missing weights stop the run at once, before any device or data setup.
+    model, tokenizer = build_model(recipe.model)
+    apply_trainable(model, recipe.model.trainable)
     loggers = build_loggers(recipe, OmegaConf.to_container(OmegaConf.create(dataclasses.asdict(recipe))))
     trainer = build_trainer(recipe, loggers, callbacks)
     if trainer.is_global_zero:
         _start_run_folder(loggers[0], recipe)
-    model, tokenizer = build_model(recipe.model)
-    apply_trainable(model, recipe.model.trainable)
     data = GroundingDataModule(recipe, tokenizer, model.modalities)
     try:
         trainer.fit(GroundingLitModule(model, recipe), datamodule=data, ckpt_path=ckpt_path)
