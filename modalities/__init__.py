@@ -13,6 +13,7 @@ from modalities.base import (
     registered_modalities,
 )
 from modalities.errors import (
+    CheckpointFormatError,
     CheckpointNotFoundError,
     CorruptMediaError,
     MediaError,
@@ -22,6 +23,7 @@ from modalities.errors import (
 )
 
 __all__ = [
+    "CheckpointFormatError",
     "CheckpointNotFoundError",
     "CorruptMediaError",
     "Media",
@@ -36,5 +38,5 @@ __all__ = [
     "registered_modalities",
 ]
 
-from modalities import image, video  # noqa: E402,F401  (registers the "image" and "video" modalities)
-from modalities import audio  # noqa: E402,F401  (registers the "audio" modality)
+# Importing the built-in modalities registers them; a new modality adds its line here.
+from modalities import audio, image, video  # noqa: E402,F401
