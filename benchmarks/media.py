@@ -31,6 +31,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "modalities")]  # the repo and i
 
 from media_factory import make_video  # noqa: E402
 
+import media_audio  # noqa: E402  (this folder is on sys.path when run as a script)
+
 from modalities import build_modality  # noqa: E402
 from modalities.video_io import read_video  # noqa: E402
 
@@ -138,7 +140,11 @@ def _video_encode_rows(device: str, reference: bool) -> list[Row]:
     return rows
 
 
-SECTIONS: list[Callable[[str, bool], list[Row]]] = [image_rows, video_rows]
+SECTIONS: list[Callable[[str, bool], list[Row]]] = [
+    image_rows,
+    video_rows,
+    lambda device, reference: media_audio.rows(device=device),
+]
 
 
 def print_table(rows: list[Row]) -> None:
