@@ -119,7 +119,7 @@ class TaskCounts:
 def _train_counts() -> TaskCounts:
     return TaskCounts(
         image_caption=500, video_caption=300, audio_caption=300,
-        rec=2000, grounded_caption=500, video_tg=2000, audio_tg=500, sound_loc=500,
+        rec=2000, grounded_caption=500, video_tg=2000, audio_tg=500, sound_loc=800,
         image_dialogue=300, video_dialogue=200, audio_dialogue=200,
     )
 
