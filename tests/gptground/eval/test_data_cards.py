@@ -20,7 +20,7 @@ BENCHMARKS = [
     "vggss",
     "clotho",
 ]
-TRAINING = ["llava_pretrain", "valley", "wavcaps", "visual_genome", "llava_instruct"]
+TRAINING = ["llava_pretrain", "valley", "wavcaps", "visual_genome", "llava_instruct", "synthetic_world"]
 REQUIRED_KEYS = ("pretty_name", "license", "language", "task_categories")
 SECTIONS = (
     "Task",
