@@ -48,6 +48,7 @@ class QFormerConfig:
     max_positions: int = 64  # length of the learned input position embedding; 0 = none
     cross_attention_frequency: int = 1  # a cross-attention block every this many layers
     dropout: float = 0.1  # dropout on hidden states and attention probabilities (train only)
+    init_std: float = 0.02  # std of random initial weights (BERT's 0.02; see TinyFrameQFormerShape)
 
     def __post_init__(self) -> None:
         for name in ("num_layers", "hidden_size", "num_heads", "intermediate_size",
@@ -80,6 +81,7 @@ class QFormerConfig:
             cross_attention_frequency=self.cross_attention_frequency,
             hidden_dropout_prob=self.dropout,
             attention_probs_dropout_prob=self.dropout,
+            initializer_range=self.init_std,
         )
 
 
