@@ -17,12 +17,6 @@ from gptground.tokenizer import load_tokenizer
 from modalities import Modality, build_modality
 
 
-def _decoder_width(cfg: ModelConfig) -> int:
-    if cfg.decoder.path == "tiny":
-        return cfg.decoder.tiny.hidden_size
-    return LlamaConfig.from_pretrained(cfg.decoder.path).hidden_size
-
-
 def _build_modalities(cfg: ModelConfig, d_model: int) -> dict[str, Modality]:
     return {name: build_modality(name, mcfg, d_model) for name, mcfg in cfg.modalities.items()}
 
@@ -57,8 +51,8 @@ def build_model(cfg: ModelConfig):
         model, tokenizer = _from_folder(cfg.init_from, cfg)
     else:
         tokenizer = load_tokenizer(cfg.tokenizer)
-        modalities = _build_modalities(cfg, _decoder_width(cfg))
         decoder = build_decoder(cfg.decoder, len(tokenizer))
+        modalities = _build_modalities(cfg, decoder.config.hidden_size)
         model = _assemble(decoder, modalities, tokenizer)
     if cfg.trainable.lora.enabled:
         add_lora(model.decoder, cfg.trainable.lora)

@@ -9,6 +9,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from gptground.config import DecoderConfig
 from modalities import CheckpointNotFoundError
+from modalities.checkpoints import resolve_pretrained
 
 DECODER_KEY = "model.decoder.path"
 
@@ -40,35 +41,12 @@ def build_decoder(cfg: DecoderConfig, vocab_size: int) -> LlamaForCausalLM:
         _resolve(cfg.path),
         torch_dtype=torch.float32,  # Lightning's precision plugin casts; masters stay fp32
         attn_implementation=cfg.attn_implementation,
-        local_files_only=_offline(),
     )
 
 
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
-
-
 def _resolve(path: str) -> str:
-    """Fail at once, naming the recipe key, when the weights are not reachable.
-
-    A local folder must hold a config.json; a hub id must be in the local cache when offline
-    or downloadable otherwise (``from_pretrained`` raises OSError, converted here).
-    """
-    if os.path.isdir(path):
-        if not os.path.exists(os.path.join(path, "config.json")):
-            raise CheckpointNotFoundError(path, DECODER_KEY, "folder has no config.json")
-        return path
-    if path.startswith((".", "/", "~")) or os.sep in path.strip("/").split("/", 1)[-1]:
-        raise CheckpointNotFoundError(path, DECODER_KEY, "no such folder")
-    from huggingface_hub import try_to_load_from_cache
-
-    cached = try_to_load_from_cache(path, "config.json")
-    if isinstance(cached, str):
-        return path
-    try:
-        from huggingface_hub import model_info
-
-        model_info(path, timeout=5)
-    except Exception as e:  # offline, unknown id, or no network: all mean "not reachable"
-        raise CheckpointNotFoundError(path, DECODER_KEY, f"not cached and not reachable: {type(e).__name__}") from e
-    return path
+    """Fail at once, naming the recipe key, when the weights are not reachable."""
+    resolved = resolve_pretrained(path, DECODER_KEY)
+    if os.path.isdir(resolved) and not os.path.exists(os.path.join(resolved, "config.json")):
+        raise CheckpointNotFoundError(path, DECODER_KEY, "folder has no config.json")
+    return resolved
