@@ -24,6 +24,7 @@ from pathlib import Path
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
+from modalities.checkpoints import hub_offline, looks_like_path
 from modalities.errors import CheckpointNotFoundError
 
 TOKENIZER_KEY = "model.tokenizer"
@@ -66,12 +67,12 @@ def _load_pretrained(spec: str, recipe_key: str) -> PreTrainedTokenizerFast:
     if os.path.isdir(spec):
         _check_folder(spec, recipe_key)
         return AutoTokenizer.from_pretrained(spec, local_files_only=True)
-    if _looks_local(spec):
+    if looks_like_path(spec):
         raise TokenizerNotFoundError(spec, recipe_key, "no such folder")
     try:
-        return AutoTokenizer.from_pretrained(spec, local_files_only=_offline())
+        return AutoTokenizer.from_pretrained(spec, local_files_only=hub_offline())
     except OSError as e:  # not cached while offline, unknown id, or no network
-        mode = "offline (HF_HUB_OFFLINE=1) and not in the cache" if _offline() else str(e)
+        mode = "offline (HF_HUB_OFFLINE=1) and not in the cache" if hub_offline() else str(e)
         raise TokenizerNotFoundError(spec, recipe_key, mode) from e
 
 
@@ -92,16 +93,6 @@ def _check_folder(path: str, recipe_key: str) -> None:
             "'sentencepiece' package (pip install sentencepiece). Or convert it once where it is installed: "
             "AutoTokenizer.from_pretrained(path).save_pretrained(path) writes tokenizer.json."
         )
-
-
-def _looks_local(spec: str) -> bool:
-    """A path rather than a hub id ``org/name``: starts like a path or has extra slashes."""
-    return spec.startswith((".", "/", "~")) or spec.count("/") > 1 or os.sep != "/" and os.sep in spec
-
-
-def _offline() -> bool:
-    flags = (os.environ.get("HF_HUB_OFFLINE", ""), os.environ.get("TRANSFORMERS_OFFLINE", ""))
-    return any(f.strip().lower() in ("1", "true", "yes", "on") for f in flags)
 
 
 def _prepare(tokenizer: PreTrainedTokenizerFast) -> PreTrainedTokenizerFast:

@@ -57,7 +57,7 @@ def resolve_pretrained(location: str, recipe_key: str) -> str:
     path = os.path.expanduser(location)
     if os.path.exists(path):
         return path
-    if _looks_like_path(location):
+    if looks_like_path(location):
         raise CheckpointNotFoundError(location, recipe_key, "no such file or folder")
     cached = _cached_snapshot(location)
     if cached is not None:
@@ -72,7 +72,7 @@ def resolve_pretrained(location: str, recipe_key: str) -> str:
     return location
 
 
-def _looks_like_path(location: str) -> bool:
+def looks_like_path(location: str) -> bool:
     """Hub ids are ``name`` or ``owner/name``; anything else is meant as a filesystem path."""
     return (
         location.startswith(("/", ".", "~"))
