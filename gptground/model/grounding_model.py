@@ -9,12 +9,27 @@ processor makes every tensor it gets.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from transformers import LlamaForCausalLM
 
+from gptground.processor import IGNORE_INDEX
 from modalities import Modality
+
+
+@dataclass
+class LabelledOutput:
+    """Loss of a labelled batch and the logits it came from.
+
+    ``logits`` (K, vocab) are those of the K positions whose next token is labelled, in
+    row-major order, not the full (B, T, vocab) tensor.
+    """
+
+    loss: torch.Tensor
+    logits: torch.Tensor
 
 
 class PlaceholderCountError(ValueError):
@@ -114,7 +129,7 @@ class GroundingModel(nn.Module):
         media_tokens: Mapping[str, torch.Tensor] | None = None,
         encoded: Sequence[str] = (),
     ):
-        """Next-token loss (when ``labels`` is given) and logits.
+        """The decoder's output (logits (B, T, vocab)); with ``labels``, a LabelledOutput.
 
         ``media_tokens`` may be passed instead of ``media`` when they are already computed
         (the Python API encodes a video once for many questions).
@@ -122,7 +137,18 @@ class GroundingModel(nn.Module):
         if media_tokens is None:
             media_tokens = self.media_tokens(media or {}, encoded)
         embeds = self.embed(input_ids, media_tokens, media_index or {}, sample_ids)
-        return self.decoder(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels)
+        if labels is None:
+            return self.decoder(inputs_embeds=embeds, attention_mask=attention_mask)
+        hidden = self.decoder.model(inputs_embeds=embeds, attention_mask=attention_mask).last_hidden_state
+        # Position t predicts token t + 1. Only the labelled positions go through the LM head:
+        # answers are a small part of a sequence that is mostly prompt and media tokens, so
+        # this skips most of the (B, T, vocab) logits and their softmax (a third of a tiny
+        # model's step; most of a large-vocabulary model's activation memory).
+        targets = labels[:, 1:]
+        keep = targets != IGNORE_INDEX
+        logits = self.decoder.lm_head(hidden[:, :-1][keep])  # (K, vocab)
+        loss = F.cross_entropy(logits.float(), targets[keep]) if keep.any() else logits.sum() * float("nan")
+        return LabelledOutput(loss=loss, logits=logits)
 
     @torch.no_grad()
     def generate(

@@ -74,6 +74,18 @@ def test_media_tokens_replace_patch_embeddings():
     assert torch.equal(embeds[:, :2], text[:, :2])
 
 
+def test_loss_on_labelled_positions_equals_the_full_logits_loss():
+    model = make_model()
+    b = batch()
+    b["labels"][:, :6] = -100  # a prompt: no loss there
+    out = model(**b)
+    full = model(**{k: v for k, v in b.items() if k != "labels"}).logits  # (B, T, V)
+    expected = torch.nn.functional.cross_entropy(full[:, :-1].flatten(0, 1), b["labels"][:, 1:].flatten())
+    assert torch.allclose(out.loss, expected, atol=1e-6)
+    kept = (b["labels"][:, 1:] != -100).sum().item()
+    assert out.logits.shape == (kept, full.shape[-1])
+
+
 def test_count_mismatch_names_sample():
     model = make_model()
     b = batch(patches_per_row=(N_TOKENS, N_TOKENS - 1))
