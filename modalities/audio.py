@@ -78,6 +78,8 @@ class AudioConfig:
     """Feed-forward width of each Q-Former layer."""
     qformer_dropout: float = 0.1
     """Dropout inside the Q-Former while training."""
+    qformer_init_std: float = 0.02
+    """Std of the Q-Former's random initial weights (BERT's; see VideoConfig.adapter_init_std)."""
     max_windows: int = 8
     """Rows of the learned window position embedding (the reference has 8); >= num_windows."""
     recipe_key: str = RECIPE_KEY
@@ -106,6 +108,7 @@ class AudioConfig:
             "must be divisible by qformer_heads",
         )
         self._require("qformer_dropout", 0.0 <= self.qformer_dropout < 1.0, "must be in [0, 1)")
+        self._require("qformer_init_std", self.qformer_init_std > 0, "must be > 0")
 
     def _require(self, field: str, ok: bool, rule: str) -> None:
         if not ok:
@@ -137,6 +140,7 @@ class AudioConfig:
             encoder_hidden_size=encoder_width,
             max_positions=self.max_windows,
             dropout=self.qformer_dropout,
+            init_std=self.qformer_init_std,
         )
 
 

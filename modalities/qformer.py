@@ -43,12 +43,16 @@ class QFormerConfig:
     hidden_size: int = 768  # width of the queries (BERT-base: 768)
     num_heads: int = 12  # attention heads; must divide hidden_size
     intermediate_size: int = 3072  # width of each layer's feed-forward block
-    num_queries: int = 64  # learned query tokens = output tokens per media item
+    num_queries: int = 64  # learned query tokens = output tokens per window (per item if window=0)
     encoder_hidden_size: int = 768  # channel width C_enc of the features it reads
     max_positions: int = 64  # length of the learned input position embedding; 0 = none
     cross_attention_frequency: int = 1  # a cross-attention block every this many layers
     dropout: float = 0.1  # dropout on hidden states and attention probabilities (train only)
     init_std: float = 0.02  # std of random initial weights (BERT's 0.02; see TinyFrameQFormerShape)
+    # Positions read together: 0 = all (one set of queries over the whole input, BLIP-2 /
+    # GroundingGPT); W > 0 = the queries read each run of W positions on its own, and the
+    # outputs follow the input's order (TimeChat's sliding video Q-Former, stride = W).
+    window: int = 0
 
     def __post_init__(self) -> None:
         for name in ("num_layers", "hidden_size", "num_heads", "intermediate_size",
@@ -65,6 +69,8 @@ class QFormerConfig:
                 f"QFormerConfig.cross_attention_frequency ({self.cross_attention_frequency}) "
                 f"must be <= num_layers ({self.num_layers}), else no layer reads the features"
             )
+        if self.window < 0:
+            raise ValueError(f"QFormerConfig.window must be >= 0, got {self.window}")
         if self.max_positions < 0:
             raise ValueError(f"QFormerConfig.max_positions must be >= 0, got {self.max_positions}")
         if not 0.0 <= self.dropout < 1.0:
@@ -86,11 +92,12 @@ class QFormerConfig:
 
 
 class QFormerAdapter(nn.Module):
-    """Learned queries + Q-Former + Linear: (B, T, C_enc) or (B, T, K, C_enc) -> (B, Q, d_model).
+    """Learned queries + Q-Former + Linear: (B, T, C_enc) or (B, T, K, C_enc) -> (B, Q', d_model).
 
     The position embedding (if ``max_positions > 0``) is indexed by T, the second axis: for
     video T = frames and K = tokens per frame, so all K tokens of a frame share the frame's
-    position; for audio T = windows and there is no K axis.
+    position; for audio T = windows and there is no K axis. Q' = num_queries, or with a
+    ``window`` W, num_queries * T / W: each window's queries, window after window.
     """
 
     def __init__(self, config: QFormerConfig, d_model: int):
@@ -125,11 +132,14 @@ class QFormerAdapter(nn.Module):
                 f"(B, T, K, {self.config.encoder_hidden_size}) features, got {tuple(features.shape)}"
             )
         features = self._add_positions(features)
-        B = features.shape[0]
-        features = features.reshape(B, -1, features.shape[-1])  # (B, T*K, C_enc)
-        queries = self.query_tokens.expand(B, -1, -1)  # (B, Q, hidden)
-        out = self.qformer(query_embeds=queries, encoder_hidden_states=features)
-        return self.projection(out.last_hidden_state)  # (B, Q, d_model)
+        B, T = features.shape[:2]
+        W = self.config.window or T
+        if T % W:
+            raise ValueError(f"QFormerAdapter: {T} positions do not split into windows of {W} (QFormerConfig.window)")
+        features = features.reshape(B * (T // W), -1, features.shape[-1])  # (B*T/W, W*K, C_enc)
+        queries = self.query_tokens.expand(features.shape[0], -1, -1)  # (B*T/W, Q, hidden)
+        out = self.qformer(query_embeds=queries, encoder_hidden_states=features).last_hidden_state
+        return self.projection(out.reshape(B, -1, out.shape[-1]))  # (B, Q*T/W, d_model)
 
     def _add_positions(self, features: torch.Tensor) -> torch.Tensor:
         """Add the learned embedding of position t to every token at index t of axis 1."""

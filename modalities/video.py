@@ -80,12 +80,21 @@ class VideoConfig:
     frame_feature_layer: int = -2  # frame encoder hidden state read by the Q-Former (CLS kept)
     frame_qformer: str = "blip2_pretrained_vitL.pth"  # LAVIS BLIP-2 file, HF BLIP-2 folder / hub id, or "tiny"
     frame_batch_size: int = 64  # frames per frozen-encoder forward pass (bounds memory)
-    num_queries: int = 64  # video Q-Former queries = decoder tokens per video
+    num_queries: int = 64  # decoder tokens per video (video Q-Former queries, over all windows)
+    # Frames the video Q-Former reads at a time: 0 = the whole clip (GroundingGPT); W > 0 =
+    # each run of W frames gets num_queries * W / num_frames queries of its own, so the
+    # tokens come out in time order (TimeChat's sliding Q-Former). Global queries must first
+    # learn which frames to read; until then every token is a clip average and carries no time.
+    adapter_window_frames: int = 0
     adapter_num_layers: int = 2  # video Q-Former layers
     adapter_hidden_size: int = 768  # video Q-Former width
     adapter_num_heads: int = 12  # video Q-Former attention heads
     adapter_intermediate_size: int = 3072  # video Q-Former feed-forward width
     adapter_dropout: float = 0.1  # video Q-Former dropout (train mode only)
+    # Std of the video Q-Former's random initial weights. BERT's 0.02 suits a 768-wide one;
+    # a narrow one at 0.02 starts with near-uniform cross-attention (logits ~0.1), so every
+    # query reads the same frame average and the decoder sees no time until that is unlearnt.
+    adapter_init_std: float = 0.02
     train_crop_scale: tuple[float, float] = (0.8, 1.0)  # training crop area fraction range; (1, 1) = no crop
     train_crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)  # training crop aspect ratio range (w / h)
     max_frame_pixels: int = 40_000_000  # refuse videos whose frames have more pixels than this
@@ -98,6 +107,14 @@ class VideoConfig:
         self.tiny_qformer = TinyFrameQFormerShape.of(self.tiny_qformer)
         self.train_crop_scale = _pair(self.train_crop_scale, "train_crop_scale")
         self.train_crop_ratio = _pair(self.train_crop_ratio, "train_crop_ratio")
+        window = self.adapter_window_frames
+        if window < 0 or (window and (self.num_frames % window or self.num_queries % (self.num_frames // window))):
+            raise ValueError(
+                f"VideoConfig.adapter_window_frames ({window}) must be 0 or divide num_frames "
+                f"({self.num_frames}) into windows that share num_queries ({self.num_queries}) evenly"
+            )
+        if self.adapter_init_std <= 0:
+            raise ValueError(f"VideoConfig.adapter_init_std must be > 0, got {self.adapter_init_std}")
         for name in ("num_frames", "image_size", "frame_batch_size", "num_queries", "adapter_num_layers",
                      "adapter_hidden_size", "adapter_num_heads", "adapter_intermediate_size", "max_frame_pixels"):
             if getattr(self, name) < 1:
@@ -166,12 +183,14 @@ class VideoModality(Modality):
     def __init__(self, config: VideoConfig, d_model: int):
         super().__init__(config, d_model)
         self.encoder = _build_frame_encoder(config)
+        windows = config.num_frames // config.adapter_window_frames if config.adapter_window_frames else 1
         self.adapter = QFormerAdapter(
             QFormerConfig(
                 num_layers=config.adapter_num_layers, hidden_size=config.adapter_hidden_size,
                 num_heads=config.adapter_num_heads, intermediate_size=config.adapter_intermediate_size,
-                num_queries=config.num_queries, encoder_hidden_size=self.encoder.hidden_size,
+                num_queries=config.num_queries // windows, encoder_hidden_size=self.encoder.hidden_size,
                 max_positions=config.num_frames, cross_attention_frequency=1, dropout=config.adapter_dropout,
+                init_std=config.adapter_init_std, window=config.adapter_window_frames,
             ),
             d_model,
         )

@@ -494,6 +494,7 @@ def test_unusable_checkpoints(tmp_path, imagebind_checkpoint, case):
         ({"max_duration_seconds": -1.0}, "max_duration_seconds"),
         ({"qformer_heads": 5}, "qformer_hidden_size"),
         ({"qformer_dropout": 1.0}, "qformer_dropout"),
+        ({"qformer_init_std": 0.0}, "qformer_init_std"),
     ],
 )
 def test_config_validation_names_the_field(overrides, field):

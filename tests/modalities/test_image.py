@@ -16,7 +16,7 @@ from modalities import (
     UnsupportedMediaError,
     build_modality,
 )
-from modalities.clip import CLIP_MEAN, mean_colour_uint8
+from modalities.clip import CLIP_MEAN, TinyVisionShape, mean_colour_uint8
 from modalities.image import ImageConfig, decode_image, pad_to_square, square_offsets
 
 MEAN = torch.tensor(mean_colour_uint8(), dtype=torch.uint8)
@@ -170,6 +170,17 @@ def test_tokens_shapes_and_no_cls(modality):
 def test_special_tokens_and_names(modality):
     assert modality.special_tokens() == ("<im_start>", "<im_patch>", "<im_end>")
     assert (modality.name, modality.record_key, modality.placeholder) == ("image", "image", "<image>")
+
+
+def test_tiny_encoder_positions_are_2d_sincos_at_the_set_scale():
+    positions = tiny_image().encoder.model.embeddings.position_embedding.weight  # (1 + 16, 32)
+    assert torch.equal(positions[0], torch.zeros(32))  # CLS
+    patches = positions[1:].view(4, 4, 32)  # (row, column, width)
+    assert abs(patches.std().item() - TinyVisionShape().position_init_std) < 1e-3
+    # The first half encodes the column, the second the row.
+    torch.testing.assert_close(patches[0, :, :16], patches[3, :, :16])
+    torch.testing.assert_close(patches[:, 0, 16:], patches[:, 3, 16:])
+    assert torch.cdist(positions[1:], positions[1:]).add(torch.eye(16)).min() > 0.05  # all distinct
 
 
 def test_feature_layer_truncates_the_encoder():

@@ -51,6 +51,26 @@ def test_frame_tokens_share_their_frame_position():
     torch.testing.assert_close(shifted[0, 2, 0], adapter.position_embedding[2])
 
 
+def test_windows_read_only_their_own_positions_and_keep_time_order():
+    torch.manual_seed(0)
+    adapter = QFormerAdapter(tiny_config(num_queries=2, window=2), d_model=16).eval()
+    x = torch.randn(1, 6, 3, 24)  # 6 frames x 3 tokens -> 3 windows of 2 frames
+    out = adapter(x)
+    assert out.shape == (1, 6, 16)  # 2 queries per window, window after window
+    changed = x.clone()
+    changed[:, 2:4] += 1.0  # frames of the second window only
+    moved = adapter(changed)
+    torch.testing.assert_close(moved[:, :2], out[:, :2])
+    torch.testing.assert_close(moved[:, 4:], out[:, 4:])
+    assert (moved[:, 2:4] - out[:, 2:4]).abs().max() > 1e-3
+
+
+def test_positions_that_do_not_split_into_windows_are_refused():
+    adapter = QFormerAdapter(tiny_config(window=4), d_model=16)
+    with pytest.raises(ValueError, match="window"):
+        adapter(torch.randn(1, 6, 24))
+
+
 def test_too_many_positions_names_the_field():
     adapter = QFormerAdapter(tiny_config(max_positions=2), d_model=16)
     with pytest.raises(ValueError, match="max_positions"):
@@ -72,6 +92,7 @@ def test_wrong_feature_width_is_refused():
         ({"max_positions": -1}, "max_positions"),
         ({"dropout": 1.0}, "dropout"),
         ({"num_queries": 0}, "num_queries"),
+        ({"window": -1}, "window"),
     ],
 )
 def test_config_validation_names_the_field(overrides, field):

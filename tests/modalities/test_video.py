@@ -225,11 +225,25 @@ def test_only_the_adapter_trains():
         ({"frame_feature_layer": 0}, "frame_feature_layer"),
         ({"max_frame_pixels": 0}, "max_frame_pixels"),
         ({"frame_qformer": ""}, "frame_qformer"),
+        ({"adapter_window_frames": 3}, "adapter_window_frames"),  # 8 frames
+        ({"adapter_window_frames": 2, "num_queries": 6}, "adapter_window_frames"),  # 4 windows
+        ({"adapter_init_std": 0.0}, "adapter_init_std"),
     ],
 )
 def test_config_validation_names_the_field(overrides, field):
     with pytest.raises(ValueError, match=field):
         VideoConfig(**{**TINY, **overrides})
+
+
+def test_windowed_adapter_gives_num_queries_tokens_in_time_order():
+    torch.manual_seed(0)
+    modality = tiny_video(adapter_window_frames=2, num_queries=8).eval()  # 4 windows x 2 queries
+    features = torch.randn(1, F, modality.encoder.num_queries, modality.encoder.hidden_size)
+    tokens = modality.adapt(features)
+    assert tokens.shape == (1, 8, 24) and modality.num_tokens == 8
+    late = features.clone()
+    late[:, -2:] += 1.0  # the last window's frames
+    assert torch.equal(modality.adapt(late)[:, :6], tokens[:, :6])
 
 
 def test_default_frame_qformer_missing_names_path_and_recipe_key():

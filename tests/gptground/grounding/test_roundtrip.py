@@ -128,6 +128,11 @@ def test_groundinggpt_spans_within_half_a_hundredth_of_the_clip(case):
     assert abs(parsed.start - span.start) <= tol and abs(parsed.end - span.end) <= tol
 
 
+def test_seconds_end_rounded_up_past_the_clip_is_not_flagged():
+    # 0.75 s is written "0.8"; 0.8 - 0.75 is a hair over half a step in floating point.
+    assert _round_trip_span("seconds", 0.75, Span(0.0, 0.75)) == Span(0.0, 0.75)
+
+
 @SETTINGS
 @given(duration_and_span())
 def test_seconds_spans_within_five_hundredths_of_a_second(case):
