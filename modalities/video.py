@@ -108,7 +108,7 @@ class VideoConfig:
         self.train_crop_scale = _pair(self.train_crop_scale, "train_crop_scale")
         self.train_crop_ratio = _pair(self.train_crop_ratio, "train_crop_ratio")
         window = self.adapter_window_frames
-        if window < 0 or (window and (self.num_frames % window or self.num_queries % (self.num_frames // window))):
+        if window < 0 or (window and (self.num_frames % window or self.num_queries % self.adapter_windows)):
             raise ValueError(
                 f"VideoConfig.adapter_window_frames ({window}) must be 0 or divide num_frames "
                 f"({self.num_frames}) into windows that share num_queries ({self.num_queries}) evenly"
@@ -134,6 +134,11 @@ class VideoConfig:
                 f"VideoConfig.adapter_hidden_size ({self.adapter_hidden_size}) must be divisible by "
                 f"VideoConfig.adapter_num_heads ({self.adapter_num_heads})"
             )
+
+    @property
+    def adapter_windows(self) -> int:
+        """How many windows the video Q-Former reads a clip in (1 = the whole clip)."""
+        return self.num_frames // self.adapter_window_frames if self.adapter_window_frames else 1
 
     def key(self, field_name: str) -> str:
         """The dotted recipe key of one field, e.g. ``model.modalities.video.frame_qformer``."""
@@ -183,12 +188,11 @@ class VideoModality(Modality):
     def __init__(self, config: VideoConfig, d_model: int):
         super().__init__(config, d_model)
         self.encoder = _build_frame_encoder(config)
-        windows = config.num_frames // config.adapter_window_frames if config.adapter_window_frames else 1
         self.adapter = QFormerAdapter(
             QFormerConfig(
                 num_layers=config.adapter_num_layers, hidden_size=config.adapter_hidden_size,
                 num_heads=config.adapter_num_heads, intermediate_size=config.adapter_intermediate_size,
-                num_queries=config.num_queries // windows, encoder_hidden_size=self.encoder.hidden_size,
+                num_queries=config.num_queries // config.adapter_windows, encoder_hidden_size=self.encoder.hidden_size,
                 max_positions=config.num_frames, cross_attention_frequency=1, dropout=config.adapter_dropout,
                 init_std=config.adapter_init_std, window=config.adapter_window_frames,
             ),

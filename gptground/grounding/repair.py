@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 
 def clamp(value: float, low: float, high: float, tolerance: float = 0.0) -> tuple[float, bool]:
     """Move ``value`` into ``[low, high]``.
@@ -11,13 +13,15 @@ def clamp(value: float, low: float, high: float, tolerance: float = 0.0) -> tupl
         low: smallest legal value.
         high: largest legal value.
         tolerance: an overrun up to this much is rounding noise of the format (e.g. half a
-            quantisation step), clamped without being reported.
+            quantisation step), clamped without being reported; an overrun equal to it up to
+            float error counts as within it (0.8 - 0.75 is a hair over 0.05).
 
     Returns:
         The clamped value and whether the overrun was large enough to report.
     """
     clamped = min(max(value, low), high)
-    return clamped, abs(clamped - value) > tolerance
+    overrun = abs(clamped - value)
+    return clamped, overrun > tolerance and not math.isclose(overrun, tolerance, rel_tol=1e-9)
 
 
 def ordered(first: float, second: float) -> tuple[float, float, bool]:

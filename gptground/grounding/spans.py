@@ -114,10 +114,8 @@ class SecondsSpanNotation(SpanNotation):
 
     def to_span(self, raw: RawValue, duration: float | None) -> tuple[Span, frozenset[Flag]]:
         high = math.inf if duration is None else duration
-        # Writing rounds to `decimals`, so an end up to half a step past the clip is rounding
-        # (plus float error: 0.8 - 0.75 is a hair over 0.05).
-        tolerance = 0.5 * 10.0**-self.decimals + 1e-9
-        start, end, flags = _repair(*raw.numbers, low=0.0, high=high, tolerance=tolerance)
+        # Writing rounds to `decimals`, so an end up to half a step past the clip is rounding.
+        start, end, flags = _repair(*raw.numbers, low=0.0, high=high, tolerance=0.5 * 10.0**-self.decimals)
         return Span(start, end), flags
 
 

@@ -147,8 +147,8 @@ class GroundingModel(nn.Module):
         targets = labels[:, 1:]
         keep = targets != IGNORE_INDEX
         logits = self.decoder.lm_head(hidden[:, :-1][keep])  # (K, vocab)
-        loss = F.cross_entropy(logits.float(), targets[keep]) if keep.any() else logits.sum() * float("nan")
-        return LabelledOutput(loss=loss, logits=logits)
+        # NaN when K = 0 (every answer truncated away): the training step then skips the batch.
+        return LabelledOutput(loss=F.cross_entropy(logits.float(), targets[keep]), logits=logits)
 
     @torch.no_grad()
     def generate(
