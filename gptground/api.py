@@ -32,6 +32,7 @@ from gptground.eval.generate import batches, generate_batch, inference_dtype, mo
 from gptground.grounding import DEFAULT_FORMAT, Box, ParseFailure, Span, get_format
 from gptground.media_cache import EncodedMedia, MediaCache, file_key
 from gptground.model.build import load_model
+from gptground.model.folder import trained_text_settings
 from gptground.processor import Processor
 
 MediaPath = str | os.PathLike
@@ -175,7 +176,7 @@ class Grounder:
         folder: str | os.PathLike,
         device: str | torch.device | None = None,
         dtype: torch.dtype | None = None,
-        template: str = "groundinggpt",
+        template: str | None = None,
         max_new_tokens: int = 64,
         **options: Any,
     ) -> Grounder:
@@ -185,12 +186,17 @@ class Grounder:
             folder: the model folder written by training.
             device: default: ``cuda`` when available, else ``cpu``.
             dtype: default: bfloat16 on a GPU that supports it, float32 on CPU.
-            template: the conversation template the model was trained with.
+            template: the conversation template; default: the one the folder records
+                (the one the model was trained with).
             max_new_tokens: the most tokens of an answer.
-            **options: more ``Grounder`` arguments (fmt, batch_size, cache_size, constrained).
+            **options: more ``Grounder`` arguments (fmt, batch_size, cache_size, constrained);
+                ``fmt`` defaults to the grounding format the folder records.
         """
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         model, tokenizer, _ = load_model(os.fspath(folder))
+        trained = trained_text_settings(os.fspath(folder))
+        template = template or trained["template"]
+        options["fmt"] = options.get("fmt") or trained["grounding_format"]
         model.to(device=device, dtype=dtype or inference_dtype(device))
         positions = model.decoder.config.max_position_embeddings
         if not 0 < max_new_tokens < positions:

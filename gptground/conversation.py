@@ -19,6 +19,9 @@ Templates (``get_template``):
 
 - ``groundinggpt``: the text GroundingGPT (and Vicuna v0) *trained* on,
   ``{system}\\n\\n### Human: {q}\\n### Assistant: {a}\\n###``; generation stops at ``###``.
+- ``groundinggpt_short``: the same without the system prompt,
+  ``### Human: {q}\n### Assistant: {a}\n###`` (the tiny recipes: small decoders trained
+  from scratch gain nothing from it, and it was a quarter of each sample).
 - ``llava_v0``: LLaVA's ``SeparatorStyle.SINGLE`` with ``sep="###"``, which GroundingGPT's
   *inference* code used: ``{system}###Human: {q}###Assistant: {a}###``.
 - ``vicuna_v1``: ``{system} USER: {q} ASSISTANT: {a}</s>USER: ...``; stops at ``</s>``.
@@ -221,6 +224,20 @@ register_template(
         system=_SYSTEM_HUMAN,
         roles=("Human", "Assistant"),
         system_sep="\n\n###",
+        header=" {role}:",
+        seps=("\n###", "\n###"),
+        stop="###",
+    )
+)
+register_template(
+    # GroundingGPT's layout without its system prompt: for small decoders trained from
+    # scratch (the tiny recipes), where the 35-token prompt is a quarter of a sample's
+    # tokens and says nothing the model can use.
+    Template(
+        name="groundinggpt_short",
+        system="",
+        roles=("Human", "Assistant"),
+        system_sep="###",
         header=" {role}:",
         seps=("\n###", "\n###"),
         stop="###",

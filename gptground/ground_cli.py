@@ -16,7 +16,7 @@ import os
 import sys
 
 from gptground.api import BoxGrounding, Grounder, SpanGrounding
-from gptground.grounding import DEFAULT_FORMAT, Box, Span
+from gptground.grounding import Box, Span
 from gptground.viz import audio_timeline, box_picture, video_timeline
 from modalities import UnsupportedMediaError
 
@@ -72,8 +72,10 @@ def add_ground_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
     parser.add_argument("--max-new-tokens", type=int, default=64, help="the most tokens of the answer")
     parser.add_argument("--constrained", action="store_true", help="decode coordinates constrained to the format")
-    parser.add_argument("--format", dest="fmt", default=DEFAULT_FORMAT, help="grounding format of the answers")
-    parser.add_argument("--template", default="groundinggpt", help="conversation template the model was trained with")
+    parser.add_argument(
+        "--format", dest="fmt", default=None, help="grounding format of the answers (default: the one the model folder records)"
+    )
+    parser.add_argument("--template", default=None, help="conversation template (default: the one the model folder records)")
     return parser
 
 

@@ -112,6 +112,9 @@ class DataConfig:
     val_sources: list[SourceConfig] = field(default_factory=list)  # validation data
     samples_per_epoch: int | None = None  # draws per epoch; None = each record once + replay share
     batch_size: int = 8  # samples per device per step
+    # Each step's batch from one source where possible (less padding: a source's samples
+    # have similar lengths); see MixtureSampler's group_batch_size.
+    group_by_source: bool = False
     num_workers: int = 0  # DataLoader worker processes
     on_bad_record: str = "skip"  # "skip" (count and log) or "fail" at the first bad record
     feature_cache: str | None = None  # folder of cached frozen-encoder features (None = off)

@@ -76,6 +76,14 @@ class MixtureSampler(Sampler[tuple[int, int, int]]):
         replay_ratio: share of the epoch drawn from the replay sources.
         seed: base seed; each epoch's draws come from ``epoch_seed(seed, epoch)``.
         rank, world_size: this process's share is draws[rank::world_size].
+        group_batch_size: 0 = draws in random order. B > 0 = every global batch (B draws
+            on each rank) comes from one source where possible: inside each window of
+            ``group_window`` global batches the draws are ordered by source, cut into
+            global batches and the batches shuffled. Samples of one source have similar
+            lengths, so batches carry less padding (LLaVA's group_by_modality_length does
+            the same for image vs text-only samples). The epoch's draws stay the same set.
+        group_window: global batches per window (the larger, the purer the batches and
+            the longer a source's batches may cluster in time).
     """
 
     def __init__(
@@ -86,14 +94,19 @@ class MixtureSampler(Sampler[tuple[int, int, int]]):
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        group_batch_size: int = 0,
+        group_window: int = 16,
     ):
         _check_sources(sources, replay_ratio)
+        if group_batch_size < 0 or group_window < 1:
+            raise ValueError(f"group_batch_size must be >= 0 and group_window >= 1, got {group_batch_size}, {group_window}")
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is outside world size {world_size}")
         self.sources = list(sources)
         self.replay_ratio = replay_ratio
         self.seed = seed
         self.rank, self.world_size = rank, world_size
+        self.group_batch_size, self.group_window = group_batch_size, group_window
         self.total = samples_per_epoch - samples_per_epoch % world_size
         if self.total <= 0:
             raise ValueError(f"samples_per_epoch {samples_per_epoch} < world size {world_size}")
@@ -126,7 +139,25 @@ class MixtureSampler(Sampler[tuple[int, int, int]]):
             counts = _allocate(n, [self.sources[i].weight for i in members])
             parts += [self._draw_from(i, count, g) for i, count in zip(members, counts)]
         draws = torch.cat(parts)
-        return draws[torch.randperm(len(draws), generator=g)]
+        draws = draws[torch.randperm(len(draws), generator=g)]
+        return self._group_by_source(draws, g) if self.group_batch_size else draws
+
+    def _group_by_source(self, draws: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """Reorder draws so that each global batch comes from one source where possible.
+
+        A global batch is ``group_batch_size * world_size`` consecutive draws: rank r's
+        share of it, draws[r::world_size], is exactly r's batch of that step.
+        """
+        global_batch = self.group_batch_size * self.world_size
+        window = global_batch * self.group_window
+        out = []
+        for block in draws.split(window):
+            block = block[torch.argsort(block[:, 0], stable=True)]  # same source together
+            full = len(block) - len(block) % global_batch
+            batches = block[:full].split(global_batch)
+            out += [batches[i] for i in torch.randperm(len(batches), generator=g).tolist()]
+            out.append(block[full:])  # a last, partial global batch stays last (dropped by drop_last)
+        return torch.cat(out)
 
     def _draw_from(self, source: int, count: int, g: torch.Generator) -> torch.Tensor:
         """``count`` record indices: whole shuffled passes over the source, then a partial one."""

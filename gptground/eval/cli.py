@@ -16,7 +16,7 @@ from gptground.data.readers import RecordError
 from gptground.eval.errors import EvalInputError
 from gptground.eval.queries import EVAL_TASKS, default_record_keys
 from gptground.eval.run import EvalSettings, run_evaluation
-from gptground.grounding import DEFAULT_FORMAT, available_formats
+from gptground.grounding import available_formats
 from gptground.processor import SampleError
 
 
@@ -67,10 +67,11 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     parser.add_argument(
         "--format",
         dest="fmt",
-        default=DEFAULT_FORMAT,
-        help=f"grounding format of the answers; one of {', '.join(available_formats())}",
+        default=None,
+        help=f"grounding format of the answers (default: the one the model folder records); "
+        f"one of {', '.join(available_formats())}",
     )
-    parser.add_argument("--template", default="groundinggpt", help="conversation template the model was trained with")
+    parser.add_argument("--template", default=None, help="conversation template (default: the one the model folder records)")
     parser.add_argument("--constrained", action="store_true", help="decode coordinates constrained to the format")
     parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N items")
     parser.add_argument("--wandb", action="store_true", help="log a W&B table of predictions with pictures")

@@ -41,6 +41,7 @@ from gptground.eval.score import write_metrics
 from gptground.eval.wandb_table import log_predictions
 from gptground.grounding import DEFAULT_FORMAT, Box, Span, get_format
 from gptground.model.build import load_model
+from gptground.model.folder import trained_text_settings
 from gptground.processor import Processor
 
 PREDICTIONS_FILE = "predictions.jsonl"
@@ -192,8 +193,8 @@ class EvalSettings:
     devices: int = 1  # processes, one per device
     accelerator: str = "auto"  # "cpu", "gpu" or "auto"
     strategy: str | None = None  # None: "ddp" for devices > 1 (command re-launched per rank)
-    fmt: str = DEFAULT_FORMAT  # grounding format of the answers
-    template: str = "groundinggpt"  # conversation template the model was trained with
+    fmt: str | None = None  # grounding format of the answers; None = the one the model folder records
+    template: str | None = None  # conversation template; None = the one the model folder records
     constrained: bool = False  # decode coordinates constrained to the format's literal
     limit: int | None = None  # evaluate only the first N items
     wandb: bool = False  # log a W&B table of predictions with pictures
@@ -208,6 +209,10 @@ class EvalSettings:
                 raise ValueError(f"EvalSettings.{name} must be >= 1, got {getattr(self, name)}")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"EvalSettings.limit must be >= 1 or None, got {self.limit}")
+        if self.fmt is None or self.template is None:
+            trained = trained_text_settings(self.model)
+            self.fmt = self.fmt or trained["grounding_format"]
+            self.template = self.template or trained["template"]
         get_format(self.fmt)  # fails early, naming the formats that exist
 
 

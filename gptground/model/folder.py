@@ -1,6 +1,7 @@
 """A trained model as one self-describing folder.
 
-    <folder>/config.yaml        the model section of the resolved recipe + token ids
+    <folder>/config.yaml        the model section of the resolved recipe + token ids, and the
+                                conversation template and grounding format it was trained on
     <folder>/decoder_config.json the decoder's Hugging Face config (architecture only)
     <folder>/model.safetensors  every weight (decoder, encoders, adapters)
     <folder>/tokenizer/         tokenizer files, modality tokens included
@@ -25,17 +26,31 @@ CONFIG_FILE = "config.yaml"
 WEIGHTS_FILE = "model.safetensors"
 TOKENIZER_DIR = "tokenizer"
 DECODER_CONFIG_FILE = "decoder_config.json"
+# What folders written before the text settings were recorded were trained with.
+LEGACY_TEXT_SETTINGS = {"template": "groundinggpt", "grounding_format": "groundinggpt"}
 
 
-def save_model_folder(model, tokenizer, model_config, path: str) -> str:
-    """Write ``model`` (a GroundingModel) with its config and tokenizer to ``path``."""
+def save_model_folder(
+    model, tokenizer, model_config, path: str,
+    template: str = "groundinggpt", grounding_format: str = "groundinggpt",
+) -> str:
+    """Write ``model`` (a GroundingModel) with its config and tokenizer to ``path``.
+
+    ``template`` and ``grounding_format`` (the recipe's ``data.template`` and
+    ``data.grounding_format``) are recorded so that inference writes prompts and reads
+    answers the way the model was trained to, without the user repeating them.
+    """
     path = os.path.abspath(path)
     parent = os.path.dirname(path)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
     try:
         cfg = OmegaConf.create(
-            {"model": dataclasses.asdict(model_config), "patch_token_ids": dict(model.patch_token_ids)}
+            {
+                "model": dataclasses.asdict(model_config),
+                "patch_token_ids": dict(model.patch_token_ids),
+                "text": {"template": template, "grounding_format": grounding_format},
+            }
         )
         OmegaConf.save(cfg, os.path.join(tmp, CONFIG_FILE))
         model.decoder.config.to_json_file(os.path.join(tmp, DECODER_CONFIG_FILE))
@@ -61,6 +76,12 @@ def read_folder_config(path: str):
     if not os.path.exists(cfg_path):
         raise FileNotFoundError(f"{path} is not a GPTGround model folder: no {CONFIG_FILE}")
     return OmegaConf.load(cfg_path)
+
+
+def trained_text_settings(path: str) -> dict[str, str]:
+    """``{"template", "grounding_format"}`` the folder's model was trained with."""
+    recorded = read_folder_config(path).get("text") or {}
+    return {key: str(recorded.get(key, default)) for key, default in LEGACY_TEXT_SETTINGS.items()}
 
 
 def load_state(path: str) -> dict:

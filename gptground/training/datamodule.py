@@ -137,7 +137,10 @@ class GroundingDataModule(L.LightningDataModule):
         mix = [MixtureSource(s.name, len(r), s.weight) for s, r in zip(d.sources, own)]
         mix += [MixtureSource(s.name, len(r), s.weight, replay=True) for s, r in zip(d.replay, replay)]
         total = d.samples_per_epoch or epoch_length(sum(len(r) for r in own), d.replay_ratio)
-        sampler = MixtureSampler(mix, total, d.replay_ratio, self.recipe.run.seed, rank, world)
+        sampler = MixtureSampler(
+            mix, total, d.replay_ratio, self.recipe.run.seed, rank, world,
+            group_batch_size=d.batch_size if d.group_by_source else 0,
+        )
         if len(sampler) < d.batch_size:
             raise RecipeError(
                 f"an epoch gives each of {world} process(es) {len(sampler)} samples, fewer than "

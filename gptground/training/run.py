@@ -58,7 +58,10 @@ def train(recipe: RecipeConfig, callbacks=()) -> str:
     run_dir = trainer.log_dir  # rank 0's folder, broadcast to every rank
     trained = _unsharded(trainer, model, recipe)
     if trainer.is_global_zero:
-        save_model_folder(trained, tokenizer, recipe.model, os.path.join(run_dir, MODEL_DIR))
+        save_model_folder(
+            trained, tokenizer, recipe.model, os.path.join(run_dir, MODEL_DIR),
+            template=recipe.data.template, grounding_format=recipe.data.grounding_format,
+        )
     return run_dir
 
 

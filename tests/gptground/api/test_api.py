@@ -6,6 +6,7 @@ import glob
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 from PIL import Image
 from tiny_assets import REPO, SMALL
 
@@ -172,3 +173,21 @@ def test_a_model_without_the_modality_says_so(tmp_path, world):
     image_only = Grounder.load(folder, max_new_tokens=2)
     with pytest.raises(ModalityUnavailableError, match=r"'video' modality; it reads: image"):
         image_only.ground_video(media(world, "videos/test/*.mp4"), "When?")
+
+
+def test_load_writes_and_reads_as_the_folder_records_unless_told_otherwise(tmp_path):
+    recipe = load_recipe(str(REPO / "recipes/tiny/stage2.yaml"), SMALL)
+    model, tokenizer = build_model(recipe.model)
+    folder = save_model_folder(
+        model, tokenizer, recipe.model, str(tmp_path / "m"), template="groundinggpt_short", grounding_format="shikra"
+    )
+    recorded = Grounder.load(folder, max_new_tokens=2)
+    assert (recorded.processor.template.name, recorded.format.name) == ("groundinggpt_short", "shikra")
+    told = Grounder.load(folder, template="vicuna_v1", fmt="groundinggpt", max_new_tokens=2)
+    assert (told.processor.template.name, told.format.name) == ("vicuna_v1", "groundinggpt")
+    # A folder written before the settings were recorded was trained on GroundingGPT's.
+    config = OmegaConf.load(f"{folder}/config.yaml")
+    del config["text"]
+    OmegaConf.save(config, f"{folder}/config.yaml")
+    legacy = Grounder.load(folder, max_new_tokens=2)
+    assert (legacy.processor.template.name, legacy.format.name) == ("groundinggpt", "groundinggpt")

@@ -63,4 +63,7 @@ def make_model_folder(folder: Path) -> str:
     recipe = load_recipe(str(REPO / "recipes/tiny/stage2.yaml"), SMALL)
     torch.manual_seed(0)
     model, tokenizer = build_model(recipe.model)
-    return save_model_folder(model, tokenizer, recipe.model, str(folder))
+    return save_model_folder(
+        model, tokenizer, recipe.model, str(folder),
+        template=recipe.data.template, grounding_format=recipe.data.grounding_format,
+    )

@@ -111,6 +111,36 @@ def test_resume_on_another_world_size_skips_the_consumed_share():
     assert sorted(rest) == sorted(full[consumed:])
 
 
+@pytest.mark.parametrize("world", [1, 3])
+def test_grouped_batches_come_from_one_source_on_every_rank_and_keep_the_epochs_draws(world):
+    batch, total = 4, 480
+    plain = MixtureSampler(SOURCES, total, 0.25, seed=3, world_size=world)
+    grouped = [MixtureSampler(SOURCES, total, 0.25, seed=3, rank=r, world_size=world, group_batch_size=batch)
+               for r in range(world)]
+    # The same draws, only in another order.
+    assert sorted(map(tuple, grouped[0].draws(0).tolist())) == sorted(map(tuple, plain.draws(0).tolist()))
+    steps = [list(s) for s in grouped]
+    n_steps = len(steps[0]) // batch
+    mixed = 0
+    for step in range(n_steps):
+        sources = {s for rank in steps for s, _, _ in rank[step * batch:(step + 1) * batch]}
+        mixed += len(sources) > 1  # only where a window's run of one source ends
+    # 4 sources: at most 3 mixed global batches per window of 16.
+    windows = -(-n_steps // 16)
+    assert mixed <= 3 * windows
+    assert mixed < n_steps / 4
+    # Sources still alternate through the epoch rather than coming one after another.
+    firsts = [steps[0][k * batch][0] for k in range(n_steps)]
+    assert len({firsts[i] for i in range(16)}) > 1
+
+
+def test_grouped_draws_resume_like_plain_ones():
+    sampler = MixtureSampler(SOURCES, 96, seed=1, world_size=2, group_batch_size=4)
+    full = sampler.draws(0)[0::2].tolist()
+    sampler.resume(0, consumed=16)
+    assert [[s, i] for s, i, _ in sampler] == full[8:]
+
+
 @pytest.mark.parametrize(
     ("sources", "kwargs", "message"),
     [
@@ -122,6 +152,8 @@ def test_resume_on_another_world_size_skips_the_consumed_share():
         ([MixtureSource("a", 3)], {"replay_ratio": 1.0}, "replay_ratio"),
         ([MixtureSource("a", 3)], {"world_size": 8}, "world size"),
         ([MixtureSource("a", 3)], {"rank": 2, "world_size": 2}, "outside world size"),
+        ([MixtureSource("a", 3)], {"group_batch_size": -1}, "group_batch_size"),
+        ([MixtureSource("a", 3)], {"group_batch_size": 2, "group_window": 0}, "group_window"),
     ],
 )
 def test_bad_mixtures_fail_with_a_reason(sources, kwargs, message):

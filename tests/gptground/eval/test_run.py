@@ -193,3 +193,10 @@ def test_command_prints_metrics_and_refuses_bad_roots(world, model_folder, tmp_p
     assert json.loads(capsys.readouterr().out) == json.loads((tmp_path / "metrics.json").read_text())
     assert run_eval(parser.parse_args([*argv, "--roots", "audio=/x"])) == 2  # the last --roots wins
     assert "not record media keys" in capsys.readouterr().err
+
+
+def test_settings_default_to_the_template_and_format_the_model_folder_records(model_folder):
+    settings = run.EvalSettings(model=model_folder, data="unused.jsonl", task="rec", out="unused")
+    assert (settings.template, settings.fmt) == ("groundinggpt_short", "groundinggpt")  # the tiny recipes'
+    told = run.EvalSettings(model=model_folder, data="u", task="rec", out="u", template="llava_v0", fmt="shikra")
+    assert (told.template, told.fmt) == ("llava_v0", "shikra")
