@@ -32,7 +32,8 @@ LEGACY_TEXT_SETTINGS = {"template": "groundinggpt", "grounding_format": "groundi
 
 def save_model_folder(
     model, tokenizer, model_config, path: str,
-    template: str = "groundinggpt", grounding_format: str = "groundinggpt",
+    template: str = LEGACY_TEXT_SETTINGS["template"],
+    grounding_format: str = LEGACY_TEXT_SETTINGS["grounding_format"],
 ) -> str:
     """Write ``model`` (a GroundingModel) with its config and tokenizer to ``path``.
 
