@@ -32,7 +32,7 @@ from gptground.eval.generate import batches, generate_batch, inference_dtype, mo
 from gptground.grounding import DEFAULT_FORMAT, Box, ParseFailure, Span, get_format
 from gptground.media_cache import EncodedMedia, MediaCache, file_key
 from gptground.model.build import load_model
-from gptground.model.folder import trained_text_settings
+from gptground.model.folder import resolve_text_settings
 from gptground.processor import Processor
 
 MediaPath = str | os.PathLike
@@ -194,9 +194,7 @@ class Grounder:
         """
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         model, tokenizer, _ = load_model(os.fspath(folder))
-        trained = trained_text_settings(os.fspath(folder))
-        template = template or trained["template"]
-        options["fmt"] = options.get("fmt") or trained["grounding_format"]
+        template, options["fmt"] = resolve_text_settings(os.fspath(folder), template, options.get("fmt"))
         model.to(device=device, dtype=dtype or inference_dtype(device))
         positions = model.decoder.config.max_position_embeddings
         if not 0 < max_new_tokens < positions:

@@ -62,6 +62,10 @@ class ImageConfig:
     image_size: int = 336  # model input side in pixels; must equal the checkpoint's
     feature_layer: int = -2  # encoder hidden state to use (-2 = second-to-last layer)
     adapter_hidden_size: int | None = None  # width of the MLP adapter's middle; None = d_model
+    # Merge each k x k square of patch tokens into one decoder token, channels concatenated
+    # (InternVL's pixel shuffle; MiniGPT-v2 concatenates 4 adjacent tokens): k^2 fewer decoder
+    # tokens, no feature dropped. 1 = one token per patch (LLaVA, GroundingGPT).
+    adapter_merge: int = 1
     max_pixels: int = 100_000_000  # refuse images with more pixels than this (decompression bombs)
     tiny: TinyVisionShape = field(default_factory=TinyVisionShape)  # encoder shape when encoder="tiny"
     recipe_key: str = "model.modalities.image"  # where this section sits in the recipe, for errors
@@ -76,6 +80,8 @@ class ImageConfig:
             raise ValueError("ImageConfig.feature_layer must not be 0 (the embeddings, before any layer)")
         if self.adapter_hidden_size is not None and self.adapter_hidden_size < 1:
             raise ValueError(f"ImageConfig.adapter_hidden_size must be >= 1 or None, got {self.adapter_hidden_size}")
+        if self.adapter_merge < 1:
+            raise ValueError(f"ImageConfig.adapter_merge must be >= 1, got {self.adapter_merge}")
         if self.max_pixels < 1:
             raise ValueError(f"ImageConfig.max_pixels must be >= 1, got {self.max_pixels}")
         if self.encoder == TINY and self.image_size % self.tiny.patch_size:
@@ -174,6 +180,17 @@ def resize_normalise(pixels: torch.Tensor, size: int) -> torch.Tensor:
 
 
 # --- modality -------------------------------------------------------------------------------
+def merge_patches(features: torch.Tensor, grid: int, k: int) -> torch.Tensor:
+    """(B, grid^2, C) row-major patch tokens -> (B, (grid/k)^2, k^2 C): each k x k square
+    becomes one token (its patches' channels in row-major order), squares row-major."""
+    if k == 1:
+        return features
+    B, _, C = features.shape
+    cells = grid // k
+    squares = features.reshape(B, cells, k, cells, k, C).permute(0, 1, 3, 2, 4, 5)
+    return squares.reshape(B, cells * cells, k * k * C)
+
+
 @register_modality
 class ImageModality(Modality):
     """Images -> (image_size / patch)^2 decoder tokens through frozen CLIP and an MLP."""
@@ -188,15 +205,26 @@ class ImageModality(Modality):
         super().__init__(config, d_model)
         clip = load_clip_vision(config.encoder, config.key("encoder"), config.tiny, config.image_size)
         self.encoder = CLIPFeatures(clip, config.feature_layer, drop_cls=True)
+        merge = config.adapter_merge
+        self.grid = self.encoder.image_size // self.encoder.patch_size  # patches per side
+        if self.grid % merge:
+            raise ValueError(
+                f"{config.key('adapter_merge')}={merge} does not divide the encoder's {self.grid} x {self.grid} "
+                "patch grid"
+            )
         hidden = config.adapter_hidden_size or d_model
         self.adapter = nn.Sequential(
-            nn.Linear(self.encoder.hidden_size, hidden), nn.GELU(), nn.Linear(hidden, d_model)
+            nn.Linear(merge * merge * self.encoder.hidden_size, hidden), nn.GELU(), nn.Linear(hidden, d_model)
         )
         self.freeze_encoder()
 
     @property
     def num_tokens(self) -> int:
-        return self.encoder.num_patches
+        return (self.grid // self.config.adapter_merge) ** 2
+
+    def adapt(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, grid^2, C) patch features, row-major -> (B, num_tokens, d_model)."""
+        return self.adapter(merge_patches(features, self.grid, self.config.adapter_merge))
 
     def load(self, source: MediaSource) -> Media:
         return decode_image(source, self.config.max_pixels)

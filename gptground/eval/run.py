@@ -41,7 +41,7 @@ from gptground.eval.score import write_metrics
 from gptground.eval.wandb_table import log_predictions
 from gptground.grounding import DEFAULT_FORMAT, Box, Span, get_format
 from gptground.model.build import load_model
-from gptground.model.folder import trained_text_settings
+from gptground.model.folder import resolve_text_settings
 from gptground.processor import Processor
 
 PREDICTIONS_FILE = "predictions.jsonl"
@@ -209,11 +209,8 @@ class EvalSettings:
                 raise ValueError(f"EvalSettings.{name} must be >= 1, got {getattr(self, name)}")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"EvalSettings.limit must be >= 1 or None, got {self.limit}")
-        if self.fmt is None or self.template is None:
-            trained = trained_text_settings(self.model)
-            self.fmt = self.fmt or trained["grounding_format"]
-            self.template = self.template or trained["template"]
-        get_format(self.fmt)  # fails early, naming the formats that exist
+        if self.fmt is not None:
+            get_format(self.fmt)  # fails early, naming the formats that exist
 
 
 def evaluate_file(model: str, data: str, task: str, out: str, **options: Any) -> dict[str, float | int] | None:
@@ -242,14 +239,13 @@ def load_items(settings: EvalSettings) -> list[EvalItem]:
 def _evaluate_on_rank(fabric: Fabric, settings: EvalSettings) -> dict[str, float | int] | None:
     model, tokenizer, _ = load_model(settings.model)
     model.to(device=fabric.device, dtype=inference_dtype(fabric.device))
+    template, fmt = resolve_text_settings(settings.model, settings.template, settings.fmt)
     positions = model.decoder.config.max_position_embeddings
-    processor = Processor(
-        tokenizer, dict(model.modalities), settings.template, max_length=positions - settings.max_new_tokens
-    )
-    constraint = [CoordinateConstraint(tokenizer, settings.fmt)] if settings.constrained else None
+    processor = Processor(tokenizer, dict(model.modalities), template, max_length=positions - settings.max_new_tokens)
+    constraint = [CoordinateConstraint(tokenizer, fmt)] if settings.constrained else None
     items = load_items(settings)
     metrics, predictions = evaluate(
-        model, processor, items, settings.task, settings.fmt, settings.batch_size, settings.max_new_tokens, constraint
+        model, processor, items, settings.task, fmt, settings.batch_size, settings.max_new_tokens, constraint
     )
     if fabric.global_rank == 0:
         write_outputs(predictions, metrics, settings.out)

@@ -85,6 +85,14 @@ def trained_text_settings(path: str) -> dict[str, str]:
     return {key: str(recorded.get(key, default)) for key, default in LEGACY_TEXT_SETTINGS.items()}
 
 
+def resolve_text_settings(path: str, template: str | None = None, fmt: str | None = None) -> tuple[str, str]:
+    """(template, grounding format): those given, else those the folder's model was trained with."""
+    if template is None or fmt is None:
+        trained = trained_text_settings(path)
+        template, fmt = template or trained["template"], fmt or trained["grounding_format"]
+    return template, fmt
+
+
 def load_state(path: str) -> dict:
     weights = os.path.join(path, WEIGHTS_FILE)
     if not os.path.exists(weights):

@@ -17,7 +17,7 @@ from modalities import (
     build_modality,
 )
 from modalities.clip import CLIP_MEAN, TinyVisionShape, mean_colour_uint8
-from modalities.image import ImageConfig, decode_image, pad_to_square, square_offsets
+from modalities.image import ImageConfig, decode_image, merge_patches, pad_to_square, square_offsets
 
 MEAN = torch.tensor(mean_colour_uint8(), dtype=torch.uint8)
 LIMIT = 100_000_000
@@ -209,6 +209,32 @@ def test_adapter_hidden_size_is_configurable():
     assert modality.adapter[0].out_features == 7
 
 
+def test_merge_patches_concatenates_each_square_in_row_major_order():
+    grid, C = 4, 3
+    # patch (row, col) holds the value 10 * row + col in every channel
+    ids = torch.tensor([10.0 * r + c for r in range(grid) for c in range(grid)])
+    merged = merge_patches(ids[None, :, None].expand(1, grid * grid, C), grid, 2)
+    assert merged.shape == (1, 4, 4 * C)
+    # token 1 is the top-right square: patches (0,2), (0,3), (1,2), (1,3), C channels each
+    assert merged[0, 1].tolist() == [v for v in (2.0, 3.0, 12.0, 13.0) for _ in range(C)]
+    assert merged[0, 2, ::C].tolist() == [20.0, 21.0, 30.0, 31.0]  # bottom-left square
+    assert torch.equal(merge_patches(ids[None, :, None], grid, 1), ids[None, :, None])
+
+
+def test_adapter_merge_gives_fewer_tokens_from_the_same_features():
+    modality = tiny_image(adapter_merge=2)  # 32 px / patch 8: a 4 x 4 grid -> 2 x 2 tokens
+    assert modality.num_tokens == 4
+    features = modality.encode(torch.randn(2, 3, 32, 32))
+    assert features.shape == (2, 16, 32)  # the frozen features (and their cache) are unchanged
+    assert modality.adapter[0].in_features == 4 * 32
+    assert modality.adapt(features).shape == (2, 4, 24)
+
+
+def test_adapter_merge_must_divide_the_patch_grid():
+    with pytest.raises(ValueError, match="adapter_merge=3"):
+        tiny_image(adapter_merge=3)
+
+
 def test_tiny_shape_comes_from_a_recipe_mapping():
     modality = tiny_image(tiny={"patch_size": 16, "hidden_size": 16, "num_layers": 2, "num_heads": 4})
     assert modality.num_tokens == 4
@@ -222,6 +248,7 @@ def test_tiny_shape_comes_from_a_recipe_mapping():
         ({"feature_layer": 0}, "feature_layer"),
         ({"max_pixels": 0}, "max_pixels"),
         ({"adapter_hidden_size": 0}, "adapter_hidden_size"),
+        ({"adapter_merge": 0}, "adapter_merge"),
         ({"image_size": 30}, "patch_size"),
         ({"tiny": {"hidden_size": 30, "num_heads": 4}}, "num_heads"),
     ],

@@ -23,6 +23,7 @@ from gptground.eval.queries import items_from_benchmark, items_from_records
 from gptground.eval.score import score_file
 from gptground.eval.wandb_table import prediction_picture
 from gptground.grounding import Box, Span
+from gptground.model.folder import resolve_text_settings
 
 SCORE_TASK = {"rec": "rec", "sound_loc": "rec", "video_tg": "tvg", "audio_tg": "tvg"}
 
@@ -197,6 +198,8 @@ def test_command_prints_metrics_and_refuses_bad_roots(world, model_folder, tmp_p
 
 def test_settings_default_to_the_template_and_format_the_model_folder_records(model_folder):
     settings = run.EvalSettings(model=model_folder, data="unused.jsonl", task="rec", out="unused")
-    assert (settings.template, settings.fmt) == ("groundinggpt_short", "groundinggpt")  # the tiny recipes'
-    told = run.EvalSettings(model=model_folder, data="u", task="rec", out="u", template="llava_v0", fmt="shikra")
-    assert (told.template, told.fmt) == ("llava_v0", "shikra")
+    assert (settings.template, settings.fmt) == (None, None)  # read from the folder at evaluation
+    assert resolve_text_settings(model_folder) == ("groundinggpt_short", "groundinggpt")  # the tiny recipes'
+    assert resolve_text_settings(model_folder, "llava_v0", "shikra") == ("llava_v0", "shikra")
+    with pytest.raises(ValueError, match="nope"):
+        run.EvalSettings(model=model_folder, data="u", task="rec", out="u", fmt="nope")
