@@ -20,7 +20,7 @@ from modalities import (
     build_modality,
 )
 from modalities.base import Media
-from modalities.video import VideoConfig
+from modalities.video import VideoConfig, temporal_residual
 from modalities.video_io import read_video, sample_indices
 
 F = 8  # frames per clip in these tests
@@ -228,11 +228,33 @@ def test_only_the_adapter_trains():
         ({"adapter_window_frames": 3}, "adapter_window_frames"),  # 8 frames
         ({"adapter_window_frames": 2, "num_queries": 6}, "adapter_window_frames"),  # 4 windows
         ({"adapter_init_std": 0.0}, "adapter_init_std"),
+        ({"temporal_residual": True, "num_frames": 1, "num_queries": 1}, "temporal_residual"),
     ],
 )
 def test_config_validation_names_the_field(overrides, field):
     with pytest.raises(ValueError, match=field):
         VideoConfig(**{**TINY, **overrides})
+
+
+def test_temporal_residual_keeps_what_changes_over_time_and_drops_the_rest():
+    torch.manual_seed(0)
+    features = torch.randn(2, F, 4, 8)
+    residual = temporal_residual(features)
+    assert torch.allclose(residual.mean(dim=1), torch.zeros(2, 4, 8), atol=1e-6)
+    assert torch.allclose(residual.flatten(1).std(dim=1), torch.ones(2))
+    static = torch.randn(2, 1, 4, 8)  # the same in every frame: background, still shapes
+    torch.testing.assert_close(temporal_residual(3.0 * features + static), residual)
+    assert temporal_residual(static.expand(2, F, 4, 8)).abs().max() == 0  # nothing moves: all zeros
+
+
+def test_temporal_residual_adapter_ignores_a_static_offset():
+    torch.manual_seed(0)
+    modality = tiny_video(temporal_residual=True).eval()
+    features = torch.randn(2, F, modality.encoder.num_queries, modality.encoder.hidden_size)
+    offset = torch.randn(2, 1, modality.encoder.num_queries, modality.encoder.hidden_size)
+    torch.testing.assert_close(modality.adapt(features + offset), modality.adapt(features))
+    plain = tiny_video().eval()
+    assert not torch.allclose(plain.adapt(features + offset), plain.adapt(features))
 
 
 def test_windowed_adapter_gives_num_queries_tokens_in_time_order():
