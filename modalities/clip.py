@@ -160,10 +160,6 @@ class CLIPFeatures(nn.Module):
     def hidden_size(self) -> int:
         return self.model.config.hidden_size
 
-    @property
-    def num_patches(self) -> int:
-        return (self.image_size // self.patch_size) ** 2
-
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) normalised pixels -> (B, N, C); N = patches (+1 with CLS)."""
         # CLIPVisionModel's last_hidden_state is the last kept layer's output, before the

@@ -193,7 +193,7 @@ def merge_patches(features: torch.Tensor, grid: int, k: int) -> torch.Tensor:
 
 @register_modality
 class ImageModality(Modality):
-    """Images -> (image_size / patch)^2 decoder tokens through frozen CLIP and an MLP."""
+    """Images -> (image_size / patch / adapter_merge)^2 decoder tokens through frozen CLIP and an MLP."""
 
     name = "image"
     record_key = "image"
