@@ -79,17 +79,12 @@ def read_folder_config(path: str):
     return OmegaConf.load(cfg_path)
 
 
-def trained_text_settings(path: str) -> dict[str, str]:
-    """``{"template", "grounding_format"}`` the folder's model was trained with."""
-    recorded = read_folder_config(path).get("text") or {}
-    return {key: str(recorded.get(key, default)) for key, default in LEGACY_TEXT_SETTINGS.items()}
-
-
 def resolve_text_settings(path: str, template: str | None = None, fmt: str | None = None) -> tuple[str, str]:
-    """(template, grounding format): those given, else those the folder's model was trained with."""
+    """(template, grounding format): those given, else those the folder's model was trained
+    with (folders older than that record: LEGACY_TEXT_SETTINGS)."""
     if template is None or fmt is None:
-        trained = trained_text_settings(path)
-        template, fmt = template or trained["template"], fmt or trained["grounding_format"]
+        recorded = {**LEGACY_TEXT_SETTINGS, **(read_folder_config(path).get("text") or {})}
+        template, fmt = template or str(recorded["template"]), fmt or str(recorded["grounding_format"])
     return template, fmt
 
 
