@@ -43,6 +43,18 @@ def test_groundinggpt_renders_the_text_groundinggpt_trained_on():
     )
 
 
+def test_media_last_writes_a_human_message_s_leading_placeholders_after_its_text():
+    template = get_template("groundinggpt_short_media_last")
+    turns = [Turn(HUMAN, "<image>\n<sound>\nWhich shape?"), Turn(ASSISTANT, "<image> is not moved"),
+             Turn(HUMAN, "And now?"), Turn(ASSISTANT, "[0.1]")]
+    assert render_text(template, turns) == (
+        "### Human: Which shape?\n<image>\n<sound>\n### Assistant: <image> is not moved\n###"
+        " Human: And now?\n### Assistant: [0.1]\n###"
+    )
+    middle = [Turn(HUMAN, "Find it in <image> please."), Turn(ASSISTANT, "[0.1]")]
+    assert render_text(template, middle) == render_text(get_template("groundinggpt_short"), middle)
+
+
 def test_llava_v0_renders_the_single_separator_style():
     text = render_text(get_template("llava_v0"), TWO_ROUNDS[:2])
     assert (

@@ -70,6 +70,18 @@ def test_placeholder_becomes_start_patches_end_in_place(processor, tokenizer):
     assert tokenizer.decode(sample.input_ids[1:]) == text.replace("<image>", IMAGE_BLOCK)
 
 
+def test_media_last_template_puts_the_media_tokens_after_the_question_in_training_and_prompts(
+    tokenizer, media_dir
+):
+    roots = {"image": str(media_dir)}
+    processor = Processor(tokenizer, all_fakes(), "groundinggpt_short_media_last", max_length=512, media_roots=roots)
+    sample = processor(record(f"<image>\n{QUESTION}", ANSWER, image="img.npy"))
+    text = tokenizer.decode(sample.input_ids[1:])
+    assert text.startswith(f"### Human: {QUESTION}\n{IMAGE_BLOCK}\n### Assistant:")
+    prompt = processor.prompt(QUESTION, {"image": str(media_dir / "img.npy")})  # the API adds "<image>\n"
+    assert torch.equal(prompt.input_ids, sample.input_ids[: len(prompt.input_ids)])
+
+
 def test_two_modalities_and_the_audio_alias_expand_to_their_own_tokens(processor):
     sample = processor(record(f"<image><audio>\n{QUESTION}", ANSWER, image="img.npy", sound="snd.npy"))
     for name, count in (("image", FakeImage.tokens), ("audio", FakeAudio.tokens)):

@@ -199,7 +199,7 @@ def test_command_prints_metrics_and_refuses_bad_roots(world, model_folder, tmp_p
 def test_settings_default_to_the_template_and_format_the_model_folder_records(model_folder):
     settings = run.EvalSettings(model=model_folder, data="unused.jsonl", task="rec", out="unused")
     assert (settings.template, settings.fmt) == (None, None)  # read from the folder at evaluation
-    assert resolve_text_settings(model_folder) == ("groundinggpt_short", "groundinggpt")  # the tiny recipes'
+    assert resolve_text_settings(model_folder) == ("groundinggpt_short_media_last", "groundinggpt")  # the tiny recipes'
     assert resolve_text_settings(model_folder, "llava_v0", "shikra") == ("llava_v0", "shikra")
     with pytest.raises(ValueError, match="nope"):
         run.EvalSettings(model=model_folder, data="u", task="rec", out="u", fmt="nope")
