@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 HUMAN = "human"
@@ -268,16 +268,7 @@ register_template(
     # scratch learnt to find the named shape sooner when the image tokens could read the
     # question (REC only, 28.8k samples: acc@0.5 0.59 question first at batch 8, 0.47
     # image first at batch 16; with one shape in the image 0.95).
-    Template(
-        name="groundinggpt_short_media_last",
-        system="",
-        roles=("Human", "Assistant"),
-        system_sep="###",
-        header=" {role}:",
-        seps=("\n###", "\n###"),
-        stop="###",
-        media_last=True,
-    )
+    replace(get_template("groundinggpt_short"), name="groundinggpt_short_media_last", media_last=True)
 )
 register_template(
     Template(
