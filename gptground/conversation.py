@@ -178,7 +178,7 @@ def render(template: Template, turns: Sequence[Turn], prompt: bool = False) -> l
         pieces.append(Piece(template.role_header(turn.role), False, "header", i))
         if prompt and i == len(turns) - 1 and trained:
             return pieces
-        text = _media_last(turn.value) if template.media_last and not trained else turn.value
+        text = _media_last(turn.value) if template.media_last and turn.role == HUMAN else turn.value
         pieces.append(Piece(template.message_sep + text, trained, "message", i))
         pieces.append(Piece(template.seps[_role_index(turn.role)], trained, "sep", i))
     if prompt:  # ends with a human turn: open the assistant's answer
