@@ -158,7 +158,7 @@ class GroundingLitModule(L.LightningModule):
         groups = param_groups(self.model, cfg.weight_decay)
         if not any(g["params"] for g in groups):
             raise ValueError("nothing to train: every part is frozen (see `model.trainable`)")
-        optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas))
+        optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), fused=cfg.fused)
         total = max(1, int(self.trainer.estimated_stepping_batches))
         scheduler = build_scheduler(optimizer, total, cfg)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 import torch
 from training_fixtures import Snapshot, tiny_recipe
 
@@ -19,10 +20,12 @@ def _part(snapshot: Snapshot, part: str) -> list[str]:
     return [n for n in snapshot.before if re.match(rf"modalities\.\w+\.{part}\.", n)]
 
 
-def test_stage1_trains_adapters_and_new_token_rows_only(world, tmp_path):
+@pytest.mark.parametrize("fused", [True, False], ids=["fused-adamw", "looped-adamw"])
+def test_stage1_trains_adapters_and_new_token_rows_only(world, tmp_path, fused):
     snapshot = Snapshot()
     # weight_decay > 0 would move frozen rows of a trainable matrix if they were decayed.
-    train(tiny_recipe(1, world, tmp_path, "trainer.max_steps=3", "optim.weight_decay=0.1"), callbacks=[snapshot])
+    recipe = tiny_recipe(1, world, tmp_path, "trainer.max_steps=3", "optim.weight_decay=0.1", f"optim.fused={fused}")
+    train(recipe, callbacks=[snapshot])
 
     embed = "decoder.model.embed_tokens.weight"
     new_rows = snapshot.new_token_ids
