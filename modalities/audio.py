@@ -82,6 +82,10 @@ class AudioConfig:
     """Std of the Q-Former's random initial weights (BERT's; see VideoConfig.adapter_init_std)."""
     max_windows: int = 8
     """Rows of the learned window position embedding (the reference has 8); >= num_windows."""
+    standardize_features: bool = False
+    """Standardise each channel of the window embeddings before the Q-Former, with statistics
+    learnt in training (``FeatureStandardizer``). Off in the reference; the tiny random
+    encoder needs it (its embeddings are 98 % one shared vector)."""
     recipe_key: str = RECIPE_KEY
     """Where this section sits in the recipe, for error messages."""
 
@@ -141,6 +145,7 @@ class AudioConfig:
             max_positions=self.max_windows,
             dropout=self.qformer_dropout,
             init_std=self.qformer_init_std,
+            standardize_inputs=self.standardize_features,
         )
 
 

@@ -33,6 +33,7 @@ from modalities.checkpoints import (
     resolve_pretrained,
 )
 from modalities.errors import CheckpointFormatError
+from modalities.standardize import FeatureStandardizer
 
 
 @dataclass
@@ -53,6 +54,9 @@ class QFormerConfig:
     # GroundingGPT); W > 0 = the queries read each run of W positions on its own, and the
     # outputs follow the input's order (TimeChat's sliding video Q-Former, stride = W).
     window: int = 0
+    # Standardise each input channel with statistics learnt in training (FeatureStandardizer)
+    # before the position embedding is added; for badly conditioned frozen features.
+    standardize_inputs: bool = False
 
     def __post_init__(self) -> None:
         for name in ("num_layers", "hidden_size", "num_heads", "intermediate_size",
@@ -114,6 +118,7 @@ class QFormerAdapter(nn.Module):
             if config.max_positions
             else None
         )
+        self.standardize = FeatureStandardizer(config.encoder_hidden_size) if config.standardize_inputs else None
         self.qformer = Blip2QFormerModel(config.to_hf())
         self.projection = nn.Linear(config.hidden_size, d_model)
 
@@ -131,6 +136,9 @@ class QFormerAdapter(nn.Module):
                 f"QFormerAdapter expects (B, T, {self.config.encoder_hidden_size}) or "
                 f"(B, T, K, {self.config.encoder_hidden_size}) features, got {tuple(features.shape)}"
             )
+        if self.standardize is not None:
+            # A frozen adapter keeps its statistics, as it keeps its weights.
+            features = self.standardize(features, update=self.training and self.projection.weight.requires_grad)
         features = self._add_positions(features)
         B, T = features.shape[:2]
         W = self.config.window or T
