@@ -23,7 +23,7 @@ from gptground.synth.vocabulary import (
 
 SPLITS = ("train", "val", "test")
 STAGE_TASKS: dict[int, tuple[str, ...]] = {
-    1: ("image_caption", "video_caption", "audio_caption"),
+    1: ("image_caption", "video_caption", "audio_caption", "sound_source_caption"),
     2: ("rec", "grounded_caption", "video_tg", "audio_tg", "sound_loc"),
     3: ("image_dialogue", "video_dialogue", "audio_dialogue"),
 }
@@ -89,6 +89,8 @@ class TaskCounts:
     """Stage 1: video -> what happens."""
     audio_caption: int = 0
     """Stage 1: sound -> which sounds, in order."""
+    sound_source_caption: int = 0
+    """Stage 1: a sound_loc sound alone -> the shape that makes it ("A red square.")."""
     rec: int = 0
     """Stage 2: referring expression -> one box."""
     grounded_caption: int = 0
@@ -118,15 +120,15 @@ class TaskCounts:
 
 def _train_counts() -> TaskCounts:
     return TaskCounts(
-        image_caption=500, video_caption=300, audio_caption=300,
-        rec=2000, grounded_caption=500, video_tg=2000, audio_tg=500, sound_loc=800,
+        image_caption=500, video_caption=300, audio_caption=300, sound_source_caption=300,
+        rec=2000, grounded_caption=500, video_tg=2000, audio_tg=500, sound_loc=2400,
         image_dialogue=300, video_dialogue=200, audio_dialogue=200,
     )
 
 
 def _val_counts() -> TaskCounts:
     return TaskCounts(
-        image_caption=20, video_caption=20, audio_caption=20,
+        image_caption=20, video_caption=20, audio_caption=20, sound_source_caption=20,
         rec=50, grounded_caption=50, video_tg=50, audio_tg=50, sound_loc=50,
         image_dialogue=20, video_dialogue=20, audio_dialogue=20,
     )
@@ -261,6 +263,10 @@ class AudioWorldConfig:
     """Standard deviation of the background noise floor (full scale = 1)."""
     sound_loc_duration: float = 2.0
     """Length in seconds of a sound_loc clip (one ImageBind window by default)."""
+    sound_loc_sounds_per_image: int = 3
+    """Train split: sound_loc records per image, its shapes sounding in turn (in a random
+    order, repeated when it has fewer shapes), so the image alone never tells the answer.
+    Val and test: one record per image."""
 
     def __post_init__(self) -> None:
         self.sample_rates, self.durations = _as_tuple(self.sample_rates), _as_tuple(self.durations)
@@ -284,6 +290,8 @@ class AudioWorldConfig:
         _check(0.0 <= self.noise_level <= 0.1, "audio.noise_level", f"must be in [0, 0.1], got {self.noise_level}")
         _check(0.5 <= self.sound_loc_duration <= 60, "audio.sound_loc_duration",
                f"seconds in [0.5, 60], got {self.sound_loc_duration}")
+        _check(isinstance(self.sound_loc_sounds_per_image, int) and self.sound_loc_sounds_per_image >= 1,
+               "audio.sound_loc_sounds_per_image", f"must be an integer >= 1, got {self.sound_loc_sounds_per_image!r}")
 
 
 @dataclass

@@ -26,7 +26,9 @@ from gptground.synth.vocabulary import (
 )
 from gptground.synth.world import Shape, noun_phrase
 
-PLACEHOLDERS = {"image": "<image>", "video": "<video>", "sound": "<sound>"}  # in this order
+# In this order: the sound before the image, so that in a causal decoder the image's tokens
+# can read the sound (sound_loc Acc@0.5 0.300 vs 0.275 with the image first, same trial).
+PLACEHOLDERS = {"sound": "<sound>", "image": "<image>", "video": "<video>"}
 
 
 @dataclass(frozen=True)
@@ -218,11 +220,20 @@ def sound_loc(scene: SoundLocScene, rng: np.random.Generator) -> Dialogue:
     return Dialogue(((question, _box_text(source, image.size)),), {**target, "query": query})
 
 
+def sound_source_caption(scene: SoundLocScene, rng: np.random.Generator) -> Dialogue:
+    """The sound alone, named by the shape that makes it: stage-1 alignment of the audio
+    tokens with the colour and kind words that sound_loc must match in the image."""
+    question = _pick(rng, ("What makes this sound?", "What kind of shape sounds like this?"))
+    source = scene.source_shape
+    return Dialogue(((question, sentence(f"a {source.colour} {source.kind}")),), {"task": "sound_source_caption"})
+
+
 TASK_TEXT: dict[str, Callable[[object, np.random.Generator], Dialogue]] = {
     "image_caption": image_caption, "rec": rec, "grounded_caption": grounded_caption,
     "image_dialogue": image_dialogue, "video_caption": video_caption, "video_tg": video_tg,
     "video_dialogue": video_dialogue, "audio_caption": audio_caption, "audio_tg": audio_tg,
     "audio_dialogue": audio_dialogue, "sound_loc": sound_loc,
+    "sound_source_caption": sound_source_caption,
 }
 
 

@@ -26,7 +26,11 @@ from gptground.synth.audio import sample_audio_scene, write_audio
 from gptground.synth.config import SPLITS, TASK_STAGE, SynthConfig, SynthConfigError
 from gptground.synth.conversations import TASK_TEXT, build_record
 from gptground.synth.images import sample_image_scene, write_image
-from gptground.synth.sound_source import sample_sound_loc_scene, write_sound_loc
+from gptground.synth.sound_source import (
+    sample_sound_loc_image,
+    sample_sound_loc_scene,
+    write_sound_loc,
+)
 from gptground.synth.speech import ESPEAK, espeak_available
 from gptground.synth.videos import sample_video_scene, write_video
 from gptground.synth.writer import (
@@ -42,12 +46,19 @@ POOL_TASKS: dict[str, tuple[str, ...]] = {
     "image": ("image_caption", "rec", "grounded_caption", "image_dialogue"),
     "video": ("video_caption", "video_tg", "video_dialogue"),
     "audio": ("audio_caption", "audio_tg", "audio_dialogue"),
-    "sound_loc": ("sound_loc",),
+    "sound_loc": ("sound_loc", "sound_source_caption"),
 }
+# Media a task's records carry, where not all of its scene's.
+_TASK_MEDIA = {"sound_source_caption": ("sound",)}
 # Fixed codes that seed the generators: renaming a split or pool must not change a world.
 _SPLIT_CODE = {"train": 1, "val": 2, "test": 3}
 _POOL_CODE = {"image": 1, "video": 2, "audio": 3, "sound_loc": 4}
-_TASK_CODE = {task: 100 + i for i, task in enumerate(TASK_STAGE)}
+_TASK_CODE = {
+    "image_caption": 100, "video_caption": 101, "audio_caption": 102, "rec": 103, "grounded_caption": 104,
+    "video_tg": 105, "audio_tg": 106, "sound_loc": 107, "image_dialogue": 108, "video_dialogue": 109,
+    "audio_dialogue": 110, "sound_source_caption": 111,
+}
+_IMAGE_CODE = 99  # seeds the image a group of sound_loc scenes shares
 
 
 @dataclass(frozen=True)
@@ -182,10 +193,20 @@ def _render_audio(ctx: _RenderContext, rng: np.random.Generator, split: str, num
 
 
 def _render_sound_loc(ctx: _RenderContext, rng: np.random.Generator, split: str, number: str):
-    scene = sample_sound_loc_scene(rng, ctx.config.image, ctx.config.audio)
-    media = {"image": media_path("image", split, f"sl-{number}", "png"),
+    """Train scenes come in groups of ``sounds_per_image`` that share an image, whose shapes
+    sound in turn; the group's first scene writes the image. Val/test scenes: one each."""
+    per_image = ctx.config.audio.sound_loc_sounds_per_image if split == "train" else 1
+    group, member = divmod(int(number), per_image)
+    image = source = None
+    if per_image > 1:
+        image_rng = np.random.default_rng([ctx.config.seed, _SPLIT_CODE[split], _POOL_CODE["sound_loc"], group, _IMAGE_CODE])
+        image = sample_sound_loc_image(image_rng, ctx.config.image)
+        order = image_rng.permutation(len(image.shapes))
+        source = int(order[member % len(order)])
+    scene = sample_sound_loc_scene(rng, ctx.config.image, ctx.config.audio, image, source)
+    media = {"image": media_path("image", split, f"sl-{group:06d}", "png"),
              "sound": media_path("sound", split, f"sl-{number}", scene.fmt)}
-    write_sound_loc(scene, ctx.root / media["image"], ctx.root / media["sound"])
+    write_sound_loc(scene, ctx.root / media["image"] if member == 0 else None, ctx.root / media["sound"])
     return scene, media
 
 
@@ -212,13 +233,14 @@ def _write_annotations(ctx: _RenderContext, scenes: dict) -> list[AnnotationFile
 def _record(ctx: _RenderContext, task: str, split: str, pool: str, index: int, scene, media: dict) -> dict:
     rng = np.random.default_rng([ctx.config.seed, _SPLIT_CODE[split], _POOL_CODE[pool], index, _TASK_CODE[task]])
     dialogue = TASK_TEXT[task](scene, rng)
+    media = {k: v for k, v in media.items() if k in _TASK_MEDIA.get(task, media)}
     return build_record(f"{task}-{split}-{index:06d}", media, dialogue, with_target=split != "train")
 
 
 def _media_counts(scenes: dict) -> dict[str, int]:
     counts: dict[str, int] = {}
-    for _, media in scenes.values():
-        for path in media.values():
-            folder = path.rsplit("/", 1)[0]
-            counts[folder] = counts.get(folder, 0) + 1
+    paths = {path for _, media in scenes.values() for path in media.values()}  # shared images once
+    for path in paths:
+        folder = path.rsplit("/", 1)[0]
+        counts[folder] = counts.get(folder, 0) + 1
     return dict(sorted(counts.items()))

@@ -4,6 +4,10 @@ The sound of a shape is a fixed, learnable mapping (documented in the data card)
 its colour sets the pitch (half an octave between neighbouring colours of the palette)
 and its kind sets the timbre. Shapes in one image all have different colours, so the
 pitch alone names the source; the timbre is a second, consistent cue.
+
+In the train split each image comes with several sounds, its shapes sounding in turn
+(``AudioWorldConfig.sound_loc_sounds_per_image``). With one sound per image a model
+memorises image -> box and never listens: 1.00 on train pairs, 0.39 on test.
 """
 
 from __future__ import annotations
@@ -49,11 +53,17 @@ class SoundLocScene:
         return self.image.shapes[self.source]
 
 
-def sample_sound_loc_scene(rng: np.random.Generator, looks: ImageWorldConfig, cfg: AudioWorldConfig) -> SoundLocScene:
-    """An image of 2+ shapes with distinct colours, one of which makes the sound."""
+def sample_sound_loc_image(rng: np.random.Generator, looks: ImageWorldConfig) -> ImageScene:
+    """An image of 2+ shapes with distinct colours, so the pitch alone names the source."""
     high = max(2, min(looks.max_shapes, len(looks.colours)))
-    image = sample_image_scene(rng, looks, n_shapes=(max(2, min(looks.min_shapes, high)), high), distinct_colours=True)
-    source = int(rng.integers(len(image.shapes)))
+    return sample_image_scene(rng, looks, n_shapes=(max(2, min(looks.min_shapes, high)), high), distinct_colours=True)
+
+
+def sample_sound_loc_scene(rng: np.random.Generator, looks: ImageWorldConfig, cfg: AudioWorldConfig,
+                           image: ImageScene | None = None, source: int | None = None) -> SoundLocScene:
+    """One of the image's shapes and its sound; ``image`` and ``source`` are drawn when not given."""
+    image = sample_sound_loc_image(rng, looks) if image is None else image
+    source = int(rng.integers(len(image.shapes))) if source is None else source
     colour = image.shapes[source].colour
     return SoundLocScene(
         image=image, source=source,
@@ -94,7 +104,8 @@ def shape_tone(timbre: str, pitch_hz: float, n: int, sr: int) -> np.ndarray:
     return (_LEVEL * wave / max(np.abs(wave).max(), 1e-9)).astype(np.float32)
 
 
-def write_sound_loc(scene: SoundLocScene, image_path: Path, sound_path: Path) -> None:
-    """Write the scene's PNG image and its sound (WAV or FLAC)."""
-    write_image(scene.image, image_path)
+def write_sound_loc(scene: SoundLocScene, image_path: Path | None, sound_path: Path) -> None:
+    """Write the scene's sound (WAV or FLAC), and its PNG image unless ``image_path`` is None."""
+    if image_path is not None:
+        write_image(scene.image, image_path)
     write_clip(shape_sound(scene), scene.sample_rate, sound_path, scene.fmt)

@@ -29,6 +29,7 @@ from gptground.synth.cli import build_synth_config
     (lambda: AudioWorldConfig(sample_rates=(4000,)), "audio.sample_rates"),
     (lambda: AudioWorldConfig(formats=("mp3",)), "audio.formats"),
     (lambda: AudioWorldConfig(event_frac=(0.3, 0.35), span_grid=8), "audio.event_frac"),
+    (lambda: AudioWorldConfig(sound_loc_sounds_per_image=0), "audio.sound_loc_sounds_per_image"),
     (lambda: TaskCounts(rec=-1), "counts.rec"),
     (lambda: SynthConfig(scale=-1), "scale"),
     (lambda: SynthConfig(workers=0), "workers"),

@@ -19,9 +19,9 @@ def _answers(record: dict) -> str:
 def test_build_record_puts_placeholders_in_the_first_turn_only():
     dialogue = Dialogue((("Which object makes this sound?", "[0.1, 0.2, 0.3, 0.4]"), ("And?", "No.")), {"task": "x"})
     record = build_record("r-1", {"sound": "audio/a.wav", "image": "images/a.png"}, dialogue, with_target=False)
-    assert list(record) == ["id", "image", "sound", "conversations"]
+    assert list(record) == ["id", "sound", "image", "conversations"]
     values = [t["value"] for t in record["conversations"]]
-    assert values[0] == "<image>\n<sound>\nWhich object makes this sound?"
+    assert values[0] == "<sound>\n<image>\nWhich object makes this sound?"
     assert [t["from"] for t in record["conversations"]] == ["human", "gpt", "human", "gpt"]
     assert "<" not in values[2]
     assert build_record("r-1", {"video": "v.mp4"}, dialogue, with_target=True)["target"] == {"task": "x"}

@@ -58,7 +58,7 @@ def test_no_partial_above_nyquist():
 def test_world_pairs_point_at_the_sounding_shape(tiny_world):
     manifest, _ = tiny_world
     for record in read_jsonl(manifest.path("sound_loc", "test")):
-        assert record["conversations"][0]["value"].startswith("<image>\n<sound>\n")
+        assert record["conversations"][0]["value"].startswith("<sound>\n<image>\n")
         target = record["target"]
         colour = target["query"].split()[-2]
         samples, sr = sf.read(manifest.root / record["sound"], dtype="float32")
@@ -67,3 +67,36 @@ def test_world_pairs_point_at_the_sounding_shape(tiny_world):
         x1, y1, x2, y2 = target["boxes"][0]
         pixels = np.asarray(Image.open(manifest.root / record["image"]).convert("RGB"))
         assert np.all(pixels[y1:y2, x1:x2] == PALETTE[colour], axis=-1).mean() >= 0.4
+
+
+def _colour_of_sound(path) -> str:
+    samples, sr = sf.read(path, dtype="float32")
+    freqs, spectrum = _spectrum(samples, sr)
+    return min(PITCH_OF_COLOUR, key=lambda c: abs(PITCH_OF_COLOUR[c] - freqs[spectrum.argmax()]))
+
+
+def test_train_images_sound_once_per_shape_so_the_image_alone_does_not_answer(tiny_world):
+    manifest, config = tiny_world
+    per_image = config.audio.sound_loc_sounds_per_image
+    records = read_jsonl(manifest.path("sound_loc", "train"))
+    groups: dict[str, list[dict]] = {}
+    for record in records:
+        groups.setdefault(record["image"], []).append(record)
+    assert [len(g) for g in groups.values()] == [per_image, len(records) - per_image]
+    first = next(iter(groups.values()))
+    answers = {_colour_of_sound(manifest.root / r["sound"]): r["conversations"][1]["value"] for r in first}
+    # 2-3 shapes and 3 sounds: every shape sounds, each colour always points at one box
+    assert len(answers) >= 2 and len(set(answers.values())) == len(answers)
+    assert len({r["sound"] for r in records}) == len(records)
+    test_images = [r["image"] for r in read_jsonl(manifest.path("sound_loc", "test"))]
+    assert len(set(test_images)) == len(test_images)
+
+
+def test_source_captions_name_the_shape_each_sound_comes_from(tiny_world):
+    manifest, _ = tiny_world
+    records = read_jsonl(manifest.path("sound_source_caption", "train"))
+    assert records
+    for record in records:
+        assert "image" not in record and record["conversations"][0]["value"].startswith("<sound>\n")
+        colour = _colour_of_sound(manifest.root / record["sound"])
+        assert record["conversations"][1]["value"].startswith(f"A {colour} ")
