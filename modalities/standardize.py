@@ -23,8 +23,8 @@ class FeatureStandardizer(nn.Module):
     """(..., C) -> (..., C): subtract the per-channel mean, divide by the standard deviation.
 
     The statistics are updated by ``forward(x, update=True)`` with every vector of ``x``
-    (all leading axes pooled), before normalising. Until the first update the map is the
-    identity, so a model that never trained passes its features on unchanged.
+    (all leading axes pooled), before normalising. They start at mean 0 and variance 1, so
+    until the first update the map is the identity.
     """
 
     def __init__(self, num_channels: int, eps: float = 1e-5):
@@ -41,15 +41,14 @@ class FeatureStandardizer(nn.Module):
             raise ValueError(f"FeatureStandardizer expects {self.mean.numel()} channels, got {tuple(x.shape)}")
         if update:
             self._update(x.detach().reshape(-1, x.shape[-1]).double())
-        if self.count == 0:
-            return x
         std = self.var.sqrt().clamp_min(self.eps)
         return (x - self.mean.to(x.dtype)) / std.to(x.dtype)
 
     @torch.no_grad()
     def _update(self, rows: torch.Tensor) -> None:
         """Merge the mean and variance of ``rows`` (N, C) into the running ones."""
-        seen, n = int(self.count), rows.shape[0]
+        # Tensor arithmetic only: no host-device sync on an accelerator.
+        seen, n = self.count.double(), rows.shape[0]
         total = seen + n
         mean, var = self.mean.double(), self.var.double()
         batch_mean = rows.mean(0)
@@ -57,4 +56,4 @@ class FeatureStandardizer(nn.Module):
         sq_dev = var * seen + ((rows - batch_mean) ** 2).sum(0) + delta**2 * (seen * n / total)
         self.mean.copy_(mean + delta * (n / total))
         self.var.copy_(sq_dev / total)
-        self.count.fill_(total)
+        self.count += n

@@ -197,7 +197,7 @@ def _render_sound_loc(ctx: _RenderContext, rng: np.random.Generator, split: str,
     sound in turn; the group's first scene writes the image. Val/test scenes: one each."""
     per_image = ctx.config.audio.sound_loc_sounds_per_image if split == "train" else 1
     group, member = divmod(int(number), per_image)
-    image = source = None
+    image = source = None  # one scene per image: drawn from the scene's own seed, as before
     if per_image > 1:
         image_rng = np.random.default_rng([ctx.config.seed, _SPLIT_CODE[split], _POOL_CODE["sound_loc"], group, _IMAGE_CODE])
         image = sample_sound_loc_image(image_rng, ctx.config.image)
