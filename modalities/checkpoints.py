@@ -46,13 +46,18 @@ def hub_offline() -> bool:
 def resolve_pretrained(location: str, recipe_key: str) -> str:
     """A local path for ``location``, or the hub id itself when it can really be downloaded.
 
+    A hub id's cached snapshot counts only when it holds a model's files (``config.json``
+    plus weights or a weights index with every shard it names): loading a tokenizer from
+    the same repo id first leaves a snapshot folder without weights, which must not pass
+    for the model.
+
     Args:
         location: a local file or folder, or a hub id such as ``openai/clip-vit-large-patch14``.
         recipe_key: the dotted recipe key that set ``location``, for the error message.
 
     Raises:
-        CheckpointNotFoundError: a missing path; or a hub id that is not in the local cache
-            while offline or while the hub cannot be reached.
+        CheckpointNotFoundError: a missing path; or a hub id that is not (completely) in the
+            local cache while offline or while the hub cannot be reached.
     """
     path = os.path.expanduser(location)
     if os.path.exists(path):
@@ -60,16 +65,22 @@ def resolve_pretrained(location: str, recipe_key: str) -> str:
     if looks_like_path(location):
         raise CheckpointNotFoundError(location, recipe_key, "no such file or folder")
     cached = _cached_snapshot(location)
-    if cached is not None:
+    missing = missing_model_files(cached) if cached is not None else []
+    if cached is not None and not missing:
         return cached
     if hub_offline():
-        raise CheckpointNotFoundError(
-            location, recipe_key, "HF_HUB_OFFLINE is set and it is not in the local Hugging Face cache"
-        )
+        if cached is None:
+            detail = "HF_HUB_OFFLINE is set and it is not in the local Hugging Face cache"
+        else:
+            detail = (
+                f"HF_HUB_OFFLINE is set and its cached snapshot {cached} lacks {', '.join(missing)}; "
+                f"fetch the whole model once with `hf download {location}` where the hub is reachable"
+            )
+        raise CheckpointNotFoundError(location, recipe_key, detail)
     endpoint = _hub_endpoint()
     if not _reachable(endpoint):
         raise CheckpointNotFoundError(location, recipe_key, f"the hub at {endpoint} cannot be reached")
-    return location
+    return location  # from_pretrained downloads what the cache lacks
 
 
 def looks_like_path(location: str) -> bool:
@@ -90,6 +101,28 @@ def _cached_snapshot(repo_id: str) -> str | None:
         return snapshot_download(repo_id, local_files_only=True)
     except (LocalEntryNotFoundError, HFValidationError, FileNotFoundError):
         return None
+
+
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # one-file HF weights
+WEIGHT_INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")  # sharded
+
+
+def missing_model_files(folder: str) -> list[str]:
+    """What a Hugging Face model folder lacks to be loaded: [] when it is complete.
+
+    Complete means ``config.json`` and either a one-file checkpoint or an index whose every
+    shard is present.
+    """
+    missing = [] if os.path.isfile(os.path.join(folder, "config.json")) else ["config.json"]
+    if any(os.path.isfile(os.path.join(folder, f)) for f in WEIGHT_FILES):
+        return missing
+    for index in WEIGHT_INDEXES:
+        index_path = os.path.join(folder, index)
+        if os.path.isfile(index_path):
+            with open(index_path) as f:
+                shards = sorted(set(json.load(f).get("weight_map", {}).values()))
+            return missing + [s for s in shards if not os.path.isfile(os.path.join(folder, s))]
+    return missing + [f"weights ({' or '.join(WEIGHT_FILES + WEIGHT_INDEXES)})"]
 
 
 def _hub_endpoint() -> str:

@@ -9,7 +9,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from gptground.config import DecoderConfig
 from modalities import CheckpointNotFoundError
-from modalities.checkpoints import resolve_pretrained
+from modalities.checkpoints import missing_model_files, resolve_pretrained
 
 DECODER_KEY = "model.decoder.path"
 
@@ -47,6 +47,7 @@ def build_decoder(cfg: DecoderConfig, vocab_size: int) -> LlamaForCausalLM:
 def _resolve(path: str) -> str:
     """Fail at once, naming the recipe key, when the weights are not reachable."""
     resolved = resolve_pretrained(path, DECODER_KEY)
-    if os.path.isdir(resolved) and not os.path.exists(os.path.join(resolved, "config.json")):
-        raise CheckpointNotFoundError(path, DECODER_KEY, "folder has no config.json")
+    missing = missing_model_files(resolved) if os.path.isdir(resolved) else []
+    if missing:
+        raise CheckpointNotFoundError(path, DECODER_KEY, f"the folder lacks {', '.join(missing)}")
     return resolved

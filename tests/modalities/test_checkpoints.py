@@ -273,3 +273,62 @@ def test_load_strict_lists_missing_unexpected_and_misshaped():
     message = str(caught.value)
     assert "1 missing: ['bias']" in message and "1 unexpected: ['extra']" in message
     assert "weight (2, 4) vs (2, 3)" in message and KEY in message
+
+
+# --- a hub cache that holds only part of a repo -----------------------------------------------------
+def _fake_hub_snapshot(cache: Path, repo_id: str, files: dict[str, str]) -> Path:
+    """The layout huggingface_hub caches a repo in: refs/main names the snapshot folder."""
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    commit = "0" * 40
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    for name, text in files.items():
+        (snapshot / name).write_text(text)
+    return snapshot
+
+
+@pytest.fixture
+def hub_cache(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    cache = tmp_path / "hub"
+    cache.mkdir()
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    return cache
+
+
+def test_snapshot_with_only_tokenizer_files_is_not_taken_for_the_model(hub_cache):
+    # What loading the tokenizer first from the decoder's repo id leaves behind.
+    _fake_hub_snapshot(hub_cache, "lmsys/vicuna-7b-v1.5", {"config.json": "{}", "tokenizer.model": "x"})
+    with pytest.raises(CheckpointNotFoundError) as caught:
+        resolve_pretrained("lmsys/vicuna-7b-v1.5", KEY)
+    message = str(caught.value)
+    assert "weights" in message and "hf download lmsys/vicuna-7b-v1.5" in message and KEY in message
+
+
+def test_snapshot_missing_a_shard_names_it(hub_cache):
+    index = '{"weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}'
+    _fake_hub_snapshot(
+        hub_cache, "owner/sharded",
+        {"config.json": "{}", "model.safetensors.index.json": index, "model-00001-of-00002.safetensors": "x"},
+    )
+    with pytest.raises(CheckpointNotFoundError, match=r"lacks model-00002-of-00002\.safetensors"):
+        resolve_pretrained("owner/sharded", KEY)
+
+
+def test_incomplete_snapshot_goes_on_to_the_hub_when_online(hub_cache, monkeypatch):
+    import modalities.checkpoints as checkpoints
+
+    _fake_hub_snapshot(hub_cache, "owner/partial", {"tokenizer.json": "{}"})
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setattr(checkpoints, "_reachable", lambda url, timeout_s=3.0: True)
+    assert resolve_pretrained("owner/partial", KEY) == "owner/partial"  # from_pretrained fetches the rest
+
+
+@pytest.mark.parametrize("weights", ["model.safetensors", "pytorch_model.bin"])
+def test_complete_snapshot_resolves_to_its_folder(hub_cache, weights):
+    snapshot = _fake_hub_snapshot(hub_cache, "owner/whole", {"config.json": "{}", weights: "x"})
+    assert resolve_pretrained("owner/whole", KEY) == str(snapshot)
