@@ -1,0 +1,111 @@
+"""Train the tiny stage-1 model a few AdamW steps in 2 gloo processes on CPU, wrapped as each
+distributed strategy wraps it, and save what the model folder would hold before and after.
+
+Used by test_strategy_freezing.py: one ``torch.multiprocessing.spawn`` runs every strategy in
+turn (process start and imports cost far more than the steps), and rank 0 writes
+``<out>/<kind>.pt`` = {"before": exported state, "after": exported state, "new_ids": ids}.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+from gptground.config import TrainerConfig, load_recipe
+from gptground.model.build import build_model
+from gptground.model.lora import merged_state_dict
+from gptground.model.trainable import apply_trainable, param_groups
+from gptground.training.trainer import build_strategy
+
+RECIPE = Path(__file__).resolve().parents[3] / "recipes" / "tiny" / "stage1.yaml"
+TINY = [
+    "data.dir=unused",
+    "model.decoder.tiny.hidden_size=32",
+    "model.decoder.tiny.num_layers=2",
+    "model.decoder.tiny.num_heads=2",
+    "model.decoder.tiny.intermediate_size=64",
+    "model.modalities.video.num_frames=4",
+]
+STEPS = 3
+WEIGHT_DECAY = 0.1  # > 0: a decayed frozen row would move even with a zero gradient
+SEED = 0
+
+
+def tiny_stage1(*overrides: str):
+    """The stage-1 GroundingModel of recipes/tiny/stage1.yaml at test size, trainability applied."""
+    recipe = load_recipe(str(RECIPE), [*TINY, *overrides])
+    torch.manual_seed(SEED)  # every rank builds the same weights, as Lightning's seeding makes them
+    model, _ = build_model(recipe.model)
+    apply_trainable(model, recipe.model.trainable)
+    return model
+
+
+def _batch(model, rank: int, step: int) -> dict[str, torch.Tensor]:
+    """(2, 16) random ids of old tokens, every new-token id once in each row; labels = ids."""
+    g = torch.Generator().manual_seed(1000 * rank + step)
+    new_ids = model.new_token_ids
+    ids = torch.randint(0, int(new_ids.min()), (2, 16), generator=g)
+    ids[:, 3 : 3 + len(new_ids)] = new_ids
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids.clone()}
+
+
+def _wrap(kind: str, model):
+    """``model`` wrapped as the strategy of ``trainer.strategy=<kind>`` wraps it."""
+    if kind == "ddp":
+        from torch.nn.parallel import DistributedDataParallel
+
+        return DistributedDataParallel(model, **build_strategy(TrainerConfig(strategy="ddp"))._ddp_kwargs)
+    if kind == "fsdp":
+        from lightning.fabric.strategies.fsdp import _setup_activation_checkpointing
+        from torch.distributed.fsdp import FullyShardedDataParallel
+
+        # accelerator=gpu only so that the strategy object is built; the wrapping runs on CPU
+        # (device_id names the CPU where Lightning passes the GPU's index).
+        strategy = build_strategy(TrainerConfig(strategy="fsdp", accelerator="gpu"))
+        wrapped = FullyShardedDataParallel(
+            module=model, cpu_offload=strategy.cpu_offload, sharding_strategy=strategy.sharding_strategy,
+            device_id=torch.device("cpu"), **strategy.kwargs,
+        )
+        _setup_activation_checkpointing(wrapped, strategy._activation_checkpointing_kwargs)
+        return wrapped
+    if kind == "fsdp2":
+        from gptground.training.fsdp2 import shard_per_decoder_layer
+
+        shard_per_decoder_layer(model)
+        return model
+    raise ValueError(kind)
+
+
+def _train(kind: str, out: Path, rank: int) -> None:
+    model = tiny_stage1()
+    before = {k: v.clone() for k, v in merged_state_dict(model).items()}
+    inner = model
+    wrapped = _wrap(kind, model)
+    optimizer = torch.optim.AdamW(param_groups(inner, WEIGHT_DECAY), lr=1e-2)
+    for step in range(STEPS):
+        loss = wrapped(**_batch(inner, rank, step)).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    full = get_model_state_dict(wrapped, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    if rank == 0:
+        fresh = tiny_stage1()
+        fresh.load_state_dict(full)
+        after = merged_state_dict(fresh)
+        torch.save({"before": before, "after": after, "new_ids": inner.new_token_ids}, out / f"{kind}.pt")
+    dist.barrier()
+
+
+def worker(rank: int, world_size: int, port: int, kinds: list[str], out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world_size)
+    try:
+        for kind in kinds:
+            _train(kind, Path(out), rank)
+    finally:
+        dist.destroy_process_group()
