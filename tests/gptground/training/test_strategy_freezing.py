@@ -13,7 +13,7 @@ import torch
 import torch.multiprocessing as mp
 from strategy_runs import worker
 
-KINDS = ["ddp", "fsdp"]
+KINDS = ["ddp", "fsdp", "fsdp2"]
 EMBED = "decoder.model.embed_tokens.weight"
 
 
