@@ -4,6 +4,8 @@ distributed strategy wraps it, and save what the model folder would hold before 
 Used by test_strategy_freezing.py: one ``torch.multiprocessing.spawn`` runs every strategy in
 turn (process start and imports cost far more than the steps), and rank 0 writes
 ``<out>/<kind>.pt`` = {"before": exported state, "after": exported state, "new_ids": ids}.
+Kinds: ddp, fsdp (FSDP1 with Lightning's settings), fsdp2 (fully_shard per decoder layer,
+then the root), deepspeed_stage_2 and deepspeed_stage_3 (DeepSpeed on its CPU accelerator).
 """
 
 from __future__ import annotations
@@ -83,25 +85,54 @@ def _wrap(kind: str, model):
 def _train(kind: str, out: Path, rank: int) -> None:
     model = tiny_stage1()
     before = {k: v.clone() for k, v in merged_state_dict(model).items()}
-    inner = model
-    wrapped = _wrap(kind, model)
-    optimizer = torch.optim.AdamW(param_groups(inner, WEIGHT_DECAY), lr=1e-2)
-    for step in range(STEPS):
-        loss = wrapped(**_batch(inner, rank, step)).loss
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-    full = get_model_state_dict(wrapped, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    optimizer = torch.optim.AdamW(param_groups(model, WEIGHT_DECAY), lr=1e-2)
+    if kind.startswith("deepspeed"):
+        after = _train_deepspeed(int(kind[-1]), model, optimizer, rank)
+    else:
+        wrapped = _wrap(kind, model)
+        for step in range(STEPS):
+            wrapped(**_batch(model, rank, step)).loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        full = get_model_state_dict(wrapped, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        after = None
+        if rank == 0:
+            fresh = tiny_stage1()
+            fresh.load_state_dict(full)
+            after = merged_state_dict(fresh)
     if rank == 0:
-        fresh = tiny_stage1()
-        fresh.load_state_dict(full)
-        after = merged_state_dict(fresh)
-        torch.save({"before": before, "after": after, "new_ids": inner.new_token_ids}, out / f"{kind}.pt")
+        torch.save({"before": before, "after": after, "new_ids": model.new_token_ids}, out / f"{kind}.pt")
     dist.barrier()
 
 
+def _train_deepspeed(stage: int, model, optimizer, rank: int) -> dict[str, torch.Tensor]:
+    """STEPS steps under ``deepspeed.initialize`` with the config of Lightning's
+    ``deepspeed_stage_<stage>`` strategy, as Lightning calls it; the exported weights after.
+
+    ZeRO-3 partitions every parameter (frozen ones too): they are gathered for the export.
+    """
+    import argparse
+
+    import deepspeed
+    from lightning.pytorch.strategies import DeepSpeedStrategy
+
+    config = {**DeepSpeedStrategy(stage=stage).config, "train_micro_batch_size_per_gpu": 1}
+    engine, *_ = deepspeed.initialize(
+        args=argparse.Namespace(device_rank=rank), config=config, model=model,
+        model_parameters=[p for p in model.parameters() if p.requires_grad], optimizer=optimizer,
+        dist_init_required=False,
+    )
+    for step in range(STEPS):
+        engine.backward(engine(**_batch(model, rank, step)).loss)
+        engine.step()
+    with deepspeed.zero.GatheredParameters(list(model.parameters())):  # a no-op below stage 3
+        return {k: v.clone() for k, v in merged_state_dict(model).items()}
+
+
 def worker(rank: int, world_size: int, port: int, kinds: list[str], out: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    # RANK/LOCAL_RANK/WORLD_SIZE as a launcher sets them (DeepSpeed reads them).
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
+                      WORLD_SIZE=str(world_size))
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=world_size)
     try:

@@ -14,6 +14,7 @@ import torch.multiprocessing as mp
 from strategy_runs import worker
 
 KINDS = ["ddp", "fsdp", "fsdp2"]
+DEEPSPEED_KINDS = ["deepspeed_stage_2", "deepspeed_stage_3"]
 EMBED = "decoder.model.embed_tokens.weight"
 
 
@@ -23,17 +24,35 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _spawn(out, kinds: list[str]) -> dict[str, dict]:
+    """kind -> {"before", "after", "new_ids"}, from one spawn of two processes."""
+    mp.spawn(worker, args=(2, _free_port(), kinds, str(out)), nprocs=2, join=True)
+    return {kind: torch.load(out / f"{kind}.pt") for kind in kinds}
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """kind -> {"before", "after", "new_ids"}, from one spawn of two processes."""
-    out = tmp_path_factory.mktemp("strategy-runs")
-    mp.spawn(worker, args=(2, _free_port(), KINDS, str(out)), nprocs=2, join=True)
-    return {kind: torch.load(out / f"{kind}.pt") for kind in KINDS}
+    return _spawn(tmp_path_factory.mktemp("strategy-runs"), KINDS)
+
+
+@pytest.fixture(scope="module")
+def deepspeed_runs(tmp_path_factory):
+    pytest.importorskip("deepspeed", reason="DeepSpeed is not installed (pip install 'gptground[deepspeed]')")
+    return _spawn(tmp_path_factory.mktemp("deepspeed-runs"), DEEPSPEED_KINDS)
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_old_rows_and_frozen_weights_stay_bit_identical(runs, kind):
-    before, after, new_ids = runs[kind]["before"], runs[kind]["after"], runs[kind]["new_ids"]
+    _check_frozen(kind, runs[kind])
+
+
+@pytest.mark.parametrize("kind", DEEPSPEED_KINDS)
+def test_old_rows_and_frozen_weights_stay_bit_identical_under_deepspeed(deepspeed_runs, kind):
+    _check_frozen(kind, deepspeed_runs[kind])
+
+
+def _check_frozen(kind: str, run: dict) -> None:
+    before, after, new_ids = run["before"], run["after"], run["new_ids"]
     assert sorted(before) == sorted(after)  # the export has the plain model's keys
     old = torch.ones(before[EMBED].shape[0], dtype=torch.bool)
     old[new_ids] = False
