@@ -85,11 +85,13 @@ def _wrap(kind: str, model):
 def _train(kind: str, out: Path, rank: int) -> None:
     model = tiny_stage1()
     before = {k: v.clone() for k, v in merged_state_dict(model).items()}
-    optimizer = torch.optim.AdamW(param_groups(model, WEIGHT_DECAY), lr=1e-2)
     if kind.startswith("deepspeed"):
-        after = _train_deepspeed(int(kind[-1]), model, optimizer, rank)
+        after = _train_deepspeed(int(kind[-1]), model, rank)
     else:
         wrapped = _wrap(kind, model)
+        # After wrapping, as Lightning calls configure_optimizers: fully_shard replaces the
+        # parameters by sharded ones (DTensor), an optimizer made before would hold the old.
+        optimizer = torch.optim.AdamW(param_groups(model, WEIGHT_DECAY), lr=1e-2)
         for step in range(STEPS):
             wrapped(**_batch(model, rank, step)).loss.backward()
             optimizer.step()
@@ -105,7 +107,7 @@ def _train(kind: str, out: Path, rank: int) -> None:
     dist.barrier()
 
 
-def _train_deepspeed(stage: int, model, optimizer, rank: int) -> dict[str, torch.Tensor]:
+def _train_deepspeed(stage: int, model, rank: int) -> dict[str, torch.Tensor]:
     """STEPS steps under ``deepspeed.initialize`` with the config of Lightning's
     ``deepspeed_stage_<stage>`` strategy, as Lightning calls it; the exported weights after.
 
@@ -117,6 +119,7 @@ def _train_deepspeed(stage: int, model, optimizer, rank: int) -> dict[str, torch
     from lightning.pytorch.strategies import DeepSpeedStrategy
 
     config = {**DeepSpeedStrategy(stage=stage).config, "train_micro_batch_size_per_gpu": 1}
+    optimizer = torch.optim.AdamW(param_groups(model, WEIGHT_DECAY), lr=1e-2)
     engine, *_ = deepspeed.initialize(
         args=argparse.Namespace(device_rank=rank), config=config, model=model,
         model_parameters=[p for p in model.parameters() if p.requires_grad], optimizer=optimizer,
