@@ -7,6 +7,7 @@ misspelt key or a value of the wrong type fails before anything is built.
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,29 @@ def _check_choice(key: str, value: str) -> None:
 def _check_positive(key: str, value: float, allow_zero: bool = False) -> None:
     if value < 0 or (value == 0 and not allow_zero):
         raise RecipeError(f"`{key}` must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+
+
+# Strategies Lightning runs on CUDA GPUs only (its FSDPStrategy and DeepSpeedStrategy).
+GPU_ONLY_STRATEGIES = ("fsdp", "deepspeed")
+
+
+def check_strategy(strategy: str, accelerator: str, cuda_available: bool = False) -> None:
+    """One-line errors naming the keys, before Lightning fails with a traceback mid-setup.
+
+    ``cuda_available`` decides ``trainer.accelerator=auto`` (the trainer passes the truth;
+    the recipe's own validation leaves ``auto`` to it).
+    """
+    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not cuda_available)
+    if strategy.startswith(GPU_ONLY_STRATEGIES) and on_cpu:
+        raise RecipeError(
+            f"`trainer.strategy={strategy}` runs on CUDA GPUs only, but `trainer.accelerator={accelerator}`"
+            f"{' and no GPU is visible' if accelerator == 'auto' else ''}: set `trainer.accelerator=gpu` on a "
+            "GPU machine, or `trainer.strategy=ddp` to train on CPU"
+        )
+    if strategy.startswith("deepspeed") and importlib.util.find_spec("deepspeed") is None:
+        raise RecipeError(
+            f"`trainer.strategy={strategy}` needs DeepSpeed, which is not installed: pip install 'gptground[deepspeed]'"
+        )
 
 
 @dataclass
@@ -180,6 +204,8 @@ class TrainerConfig:
         _check_choice("trainer.nan_policy", self.nan_policy)
         _check_positive("trainer.accumulate_grad_batches", self.accumulate_grad_batches)
         _check_positive("trainer.num_nodes", self.num_nodes)
+        if self.accelerator != "auto":  # auto: decided with the hardware in build_strategy
+            check_strategy(self.strategy, self.accelerator)
 
 
 @dataclass

@@ -8,7 +8,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from gptground.config import ModelConfig, recipe_from_dict
-from gptground.model.decoder import build_decoder
+from gptground.model.decoder import build_decoder, set_gradient_checkpointing
 from gptground.model.folder import DECODER_CONFIG_FILE, TOKENIZER_DIR, load_state, read_folder_config
 from gptground.model.grounding_model import GroundingModel
 from gptground.model.lora import add_lora
@@ -45,7 +45,8 @@ def build_model(cfg: ModelConfig):
 
     With ``init_from`` the decoder architecture, tokenizer and every weight come from that
     saved folder (a previous stage); the modalities' configs still come from the recipe.
-    Then LoRA is added if the recipe asks for it.
+    Then LoRA is added if the recipe asks for it, and ``model.decoder.gradient_checkpointing``
+    is applied (on or off) whichever way the decoder was built.
     """
     if cfg.init_from:
         model, tokenizer = _from_folder(cfg.init_from, cfg)
@@ -56,6 +57,7 @@ def build_model(cfg: ModelConfig):
         model = _assemble(decoder, modalities, tokenizer)
     if cfg.trainable.lora.enabled:
         add_lora(model.decoder, cfg.trainable.lora)
+    set_gradient_checkpointing(model.decoder, cfg.decoder.gradient_checkpointing)
     return model, tokenizer
 
 

@@ -44,6 +44,25 @@ def build_decoder(cfg: DecoderConfig, vocab_size: int) -> LlamaForCausalLM:
     )
 
 
+def set_gradient_checkpointing(decoder: LlamaForCausalLM, enabled: bool) -> None:
+    """Recompute each decoder layer's activations in backward (``enabled``), or keep them.
+
+    Non-reentrant: the reentrant variant computes no gradient inside a block when none of
+    its tensor inputs requires grad (LoRA on a decoder whose embedding is frozen: A and B
+    would get none), which a frozen decoder with few trainable parts easily meets.
+    Checkpointing runs in training mode only (HF skips it in eval).
+    """
+    if not hasattr(decoder, "activation_checkpointing_enable"):  # transformers before the rename
+        if enabled:
+            decoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            decoder.gradient_checkpointing_disable()
+    elif enabled:
+        decoder.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        decoder.activation_checkpointing_disable()
+
+
 def _resolve(path: str) -> str:
     """Fail at once, naming the recipe key, when the weights are not reachable."""
     resolved = resolve_pretrained(path, DECODER_KEY)

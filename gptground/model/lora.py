@@ -10,6 +10,7 @@ import math
 from torch import nn
 
 from gptground.config import LoraConfig
+from gptground.model.new_token_embedding import fold_new_token_rows
 
 
 class LoRALinear(nn.Module):
@@ -50,10 +51,12 @@ def lora_parameters(module: nn.Module):
 
 
 def merged_state_dict(module: nn.Module) -> dict:
-    """The state dict with every LoRA update folded into its base weight.
+    """The state dict with every LoRA update folded into its base weight, and the trained
+    new-token rows (NewTokenEmbedding) written into one plain embedding weight.
 
-    Saved model folders hold plain weights (W + alpha/r * B A), so they load into a model
-    without LoRA and a later stage may add fresh LoRA adapters of its own.
+    Saved model folders hold plain weights (W + alpha/r * B A; ``embed_tokens.weight``), so
+    they load into a model without LoRA or split embedding, and a later stage may add fresh
+    LoRA adapters of its own.
     """
     state = dict(module.state_dict())
     for path, m in module.named_modules():
@@ -65,4 +68,4 @@ def merged_state_dict(module: nn.Module) -> dict:
         if f"{prefix}base.bias" in state:
             state[f"{prefix}bias"] = state.pop(f"{prefix}base.bias")
         del state[f"{prefix}lora_a.weight"], state[f"{prefix}lora_b.weight"]
-    return state
+    return fold_new_token_rows(module, state)

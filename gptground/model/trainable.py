@@ -7,37 +7,25 @@ never train (each Modality freezes its own encoder).
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from gptground.config import TrainableConfig
 from gptground.model.lora import LoRALinear, lora_parameters
-
-
-def _keep_rows_hook(rows: torch.Tensor):
-    """Gradient hook that zeroes every embedding row except ``rows`` (the new tokens)."""
-
-    def hook(grad: torch.Tensor) -> torch.Tensor:
-        mask = torch.zeros(grad.shape[0], 1, dtype=grad.dtype, device=grad.device)
-        mask[rows.to(grad.device)] = 1
-        return grad * mask
-
-    return hook
+from gptground.model.new_token_embedding import install_new_token_embedding
 
 
 def apply_trainable(model: nn.Module, cfg: TrainableConfig) -> None:
     """Set requires_grad on a GroundingModel's parts as the recipe declares.
 
-    With ``decoder: false, new_token_embeddings: true`` the embedding matrix requires grad
-    but a hook zeroes the gradient of the old rows; its optimizer group has no weight decay
-    (see ``param_groups``), so old rows stay bit-identical.
+    With ``decoder: false, new_token_embeddings: true`` the input embedding becomes a
+    NewTokenEmbedding: a frozen base matrix plus the new tokens' rows as a parameter of
+    their own. Old rows are then frozen parameters under every strategy (no gradient hook
+    that FSDP or DeepSpeed could bypass); a saved folder holds the merged plain matrix.
     """
     decoder = model.decoder
     decoder.requires_grad_(cfg.decoder)
-    embeddings = decoder.get_input_embeddings().weight
-    if not cfg.decoder and cfg.new_token_embeddings:
-        embeddings.requires_grad_(True)
-        model._embedding_hook = embeddings.register_hook(_keep_rows_hook(model.new_token_ids))
+    if not cfg.decoder and cfg.new_token_embeddings and len(model.new_token_ids):
+        install_new_token_embedding(decoder, model.new_token_ids).new_rows.requires_grad_(True)
     elif not cfg.new_token_embeddings and cfg.decoder:
         raise ValueError(
             "`model.trainable.decoder: true` trains the whole embedding matrix; "
@@ -75,13 +63,13 @@ def format_parameter_table(rows: list[tuple[str, int, int]]) -> str:
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Optimizer groups: no weight decay on embeddings, norms and biases."""
+    """Optimizer groups: no weight decay on embeddings (new-token rows too), norms and biases."""
     decay, no_decay = [], []
-    embeddings = model.decoder.get_input_embeddings().weight
+    embeddings = {id(p) for p in model.decoder.get_input_embeddings().parameters()}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        if p is embeddings or p.ndim < 2 or "norm" in name:
+        if id(p) in embeddings or p.ndim < 2 or "norm" in name:
             no_decay.append(p)
         else:
             decay.append(p)

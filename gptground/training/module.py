@@ -16,8 +16,10 @@ import torch
 
 from gptground.config import RecipeConfig
 from gptground.model.grounding_model import GroundingModel
+from gptground.model.decoder import set_gradient_checkpointing
 from gptground.model.trainable import param_groups
 from gptground.training.schedule import build_scheduler
+from gptground.training.trainer import strategy_checkpoints_layers
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +154,12 @@ class GroundingLitModule(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.counts.update(checkpoint.get(COUNTS_KEY, {}))
+
+    def configure_model(self) -> None:
+        """Runs before the strategy wraps the model: where the strategy checkpoints each
+        decoder layer itself (FSDP), the decoder's own checkpointing is turned off."""
+        if strategy_checkpoints_layers(self.recipe.trainer.strategy, self.recipe.model.decoder.gradient_checkpointing):
+            set_gradient_checkpointing(self.model.decoder, False)
 
     def configure_optimizers(self):
         cfg = self.recipe.optim

@@ -78,6 +78,7 @@ def _unsharded(trainer: L.Trainer, model, recipe: RecipeConfig):
     if not trainer.is_global_zero:
         return model
     fresh, _ = build_model(recipe.model)
+    apply_trainable(fresh, recipe.model.trainable)  # the same parameters (split embedding) as trained
     fresh.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
     return fresh
 

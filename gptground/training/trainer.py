@@ -11,7 +11,8 @@ from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from lightning.pytorch.strategies import DDPStrategy, FSDPStrategy
 from transformers.models.llama.modeling_llama import LlamaDecoderLayer
 
-from gptground.config import RecipeConfig, RecipeError, TrainerConfig, WandbConfig
+from gptground.config import RecipeConfig, TrainerConfig, WandbConfig
+from gptground.config.schema import check_strategy
 from gptground.training.callbacks import (
     LoaderPosition,
     ParameterTable,
@@ -29,40 +30,42 @@ def resolve_precision(cfg: TrainerConfig) -> str:
     return "bf16-mixed" if on_gpu else "32-true"
 
 
-def build_strategy(cfg: TrainerConfig):
+def strategy_checkpoints_layers(strategy: str, gradient_checkpointing: bool) -> bool:
+    """Whether the strategy itself recomputes each decoder layer in backward.
+
+    Under ``fsdp`` Lightning wraps each LlamaDecoderLayer in a checkpoint after sharding;
+    the decoder's own (HF) checkpointing must then be off, or each layer runs three times.
+    Every other strategy leaves it to the decoder (``model.decoder.gradient_checkpointing``).
+    """
+    return gradient_checkpointing and strategy == "fsdp"
+
+
+def build_strategy(cfg: TrainerConfig, gradient_checkpointing: bool = False):
     """The Lightning strategy named by ``trainer.strategy``.
 
     ``ddp`` looks for unused parameters: a batch drawn from a mixture may hold no sample
     of some modality, and that modality's adapter then takes no part in the step (name
     ``ddp_find_unused_parameters_false`` when every batch uses every part). ``fsdp`` wraps
-    and checkpoints each decoder layer. Other names go to Lightning as they are, except
-    ZeRO stage 3, whose partitioned parameters the model folder cannot be written from.
+    each decoder layer (full shard, ``use_orig_params``: a unit may mix frozen and trainable
+    parameters) and checkpoints it when ``gradient_checkpointing`` (the recipe's
+    ``model.decoder.gradient_checkpointing``). Other names, ZeRO stage 3 included, go to
+    Lightning as they are: nothing trainable shares a tensor with frozen weights (stage 1's
+    new embedding rows are a parameter of their own), so any sharding keeps them apart.
 
     Raises:
-        RecipeError: ``deepspeed_stage_3*`` (use ``fsdp`` or ``deepspeed_stage_2``).
-        ImportError: a DeepSpeed strategy without DeepSpeed installed.
+        RecipeError: an FSDP or DeepSpeed strategy without a GPU accelerator; a DeepSpeed
+            strategy without DeepSpeed installed.
     """
+    check_strategy(cfg.strategy, cfg.accelerator, torch.cuda.is_available())
     if cfg.strategy == "ddp":
         return DDPStrategy(find_unused_parameters=True)
     if cfg.strategy == "fsdp":
+        checkpointing = strategy_checkpoints_layers(cfg.strategy, gradient_checkpointing)
         return FSDPStrategy(
             auto_wrap_policy={LlamaDecoderLayer},
-            activation_checkpointing_policy={LlamaDecoderLayer},
+            activation_checkpointing_policy={LlamaDecoderLayer} if checkpointing else None,
             checkpoint_io=AtomicCheckpointIO(),
         )
-    if cfg.strategy.startswith("deepspeed_stage_3"):
-        raise RecipeError(
-            f"`trainer.strategy={cfg.strategy}`: ZeRO stage 3 partitions the parameters and the "
-            "trained model folder cannot be written from them; use `fsdp` (sharded parameters, "
-            "gathered at the end) or `deepspeed_stage_2`"
-        )
-    if cfg.strategy.startswith("deepspeed"):
-        try:
-            import deepspeed  # noqa: F401
-        except ImportError as e:
-            raise ImportError(
-                f"`trainer.strategy={cfg.strategy}` needs DeepSpeed: pip install 'gptground[deepspeed]'"
-            ) from e
     return cfg.strategy
 
 
@@ -128,7 +131,7 @@ def build_trainer(recipe: RecipeConfig, loggers: list, callbacks=()) -> L.Traine
     checkpointing, and SampleTrace when ``GPTGROUND_TRACE_SAMPLES`` is set.
     """
     t = recipe.trainer
-    strategy = build_strategy(t)
+    strategy = build_strategy(t, recipe.model.decoder.gradient_checkpointing)
     return L.Trainer(
         accelerator=t.accelerator,
         devices=t.devices,

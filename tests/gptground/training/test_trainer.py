@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
-from lightning.pytorch.strategies import DDPStrategy
+import importlib.machinery
+import importlib.util
 
+import pytest
+import torch
+from lightning.pytorch.strategies import DDPStrategy
+from training_fixtures import RECIPES
+
+from gptground.cli import main
 from gptground.config import RecipeError, TrainerConfig, WandbConfig
 from gptground.training.callbacks import SampleTrace, trace_from_env
 from gptground.training.trainer import build_strategy, resolve_precision, wandb_mode
@@ -20,9 +26,48 @@ def test_ddp_looks_for_unused_parameters():
     )
 
 
-def test_zero_stage_3_is_refused_before_training():
-    with pytest.raises(RecipeError, match="deepspeed_stage_3.*use `fsdp`"):
-        build_strategy(TrainerConfig(strategy="deepspeed_stage_3_offload"))
+def _deepspeed_installed(monkeypatch, installed: bool) -> None:
+    """Make ``importlib.util.find_spec("deepspeed")`` say what the test needs."""
+    find_spec = importlib.util.find_spec
+    spec = importlib.machinery.ModuleSpec("deepspeed", None) if installed else None
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: spec if name == "deepspeed" else find_spec(name, *a))
+
+
+@pytest.mark.parametrize("strategy", ["deepspeed_stage_3", "deepspeed_stage_3_offload", "deepspeed_stage_2"])
+def test_zero_stage_3_and_2_go_to_lightning(monkeypatch, strategy):
+    _deepspeed_installed(monkeypatch, True)
+    assert build_strategy(TrainerConfig(strategy=strategy, accelerator="gpu")) == strategy
+
+
+@pytest.mark.parametrize("strategy", ["fsdp", "fsdp_cpu_offload", "deepspeed_stage_2", "deepspeed_stage_3"])
+def test_gpu_only_strategy_on_cpu_is_a_recipe_error_naming_both_keys(monkeypatch, strategy):
+    _deepspeed_installed(monkeypatch, True)
+    with pytest.raises(RecipeError, match=rf"`trainer.strategy={strategy}`.*`trainer.accelerator=cpu`"):
+        TrainerConfig(strategy=strategy, accelerator="cpu")  # the recipe's own validation
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(RecipeError, match=r"`trainer.accelerator=auto` and no GPU is visible"):
+        build_strategy(TrainerConfig(strategy=strategy, accelerator="auto"))
+
+
+def test_deepspeed_without_deepspeed_names_the_key_and_the_install_command(monkeypatch):
+    _deepspeed_installed(monkeypatch, False)
+    with pytest.raises(RecipeError, match=r"`trainer.strategy=deepspeed_stage_2`.*pip install 'gptground\[deepspeed\]'"):
+        TrainerConfig(strategy="deepspeed_stage_2", accelerator="gpu")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "keys"),
+    [
+        (["trainer.strategy=fsdp", "trainer.accelerator=cpu"], ["trainer.strategy=fsdp", "trainer.accelerator=cpu"]),
+        (["trainer.strategy=deepspeed_stage_3", "trainer.accelerator=gpu"], ["trainer.strategy", "pip install"]),
+    ],
+)
+def test_cli_prints_strategy_errors_in_one_line(monkeypatch, capsys, overrides, keys):
+    _deepspeed_installed(monkeypatch, False)
+    assert main(["run", str(RECIPES / "stage1.yaml"), "data.dir=unused", *overrides]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: ") and "Traceback" not in err
+    assert all(k in err for k in keys)
 
 
 def test_precision_auto_is_fp32_on_cpu():

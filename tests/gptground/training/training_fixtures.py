@@ -9,6 +9,7 @@ import lightning as L
 import torch
 
 from gptground.config import RecipeConfig, load_recipe
+from gptground.model.lora import merged_state_dict
 from gptground.synth import (
     STAGE_TASKS,
     AudioWorldConfig,
@@ -81,8 +82,9 @@ class CrashAt(L.Callback):
 
 
 class Snapshot(L.Callback):
-    """Copies every parameter of ``pl_module.model`` at fit start and at train end, and the
-    ids of the modality tokens of the model being trained."""
+    """Copies the weights a model folder of ``pl_module.model`` would hold (every parameter,
+    LoRA and new-token rows merged) at fit start and at train end, and the ids of the
+    modality tokens of the model being trained."""
 
     def __init__(self):
         self.before: dict[str, torch.Tensor] = {}
@@ -90,8 +92,12 @@ class Snapshot(L.Callback):
         self.new_token_ids = torch.empty(0, dtype=torch.long)
 
     def on_fit_start(self, trainer, pl_module):
-        self.before = {k: p.detach().clone() for k, p in pl_module.model.named_parameters()}
+        self.before = _exported(pl_module.model)
         self.new_token_ids = pl_module.model.new_token_ids.clone()
 
     def on_train_end(self, trainer, pl_module):
-        self.after = {k: p.detach().clone() for k, p in pl_module.model.named_parameters()}
+        self.after = _exported(pl_module.model)
+
+
+def _exported(model) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in merged_state_dict(model).items()}
