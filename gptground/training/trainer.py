@@ -102,14 +102,17 @@ def _checkpointing(recipe: RecipeConfig) -> ModelCheckpoint:
     """last.ckpt for resuming (+ the best by ``monitor`` when there is validation data).
 
     No dirpath: Lightning puts checkpoints in ``<run folder>/checkpoints`` and broadcasts
-    rank 0's choice, so every rank agrees on the folder.
+    rank 0's choice, so every rank agrees on the folder. Without a monitored metric there
+    is no best checkpoint to keep: the "top 1" would be a second copy of last.ckpt (it is
+    kept only when last.ckpt is off).
     """
     ckpt = recipe.trainer.checkpoint
+    monitor = ckpt.monitor if recipe.data.val_sources else None
     return ModelCheckpoint(
         save_last=ckpt.save_last,
-        monitor=ckpt.monitor if recipe.data.val_sources else None,
+        monitor=monitor,
         mode=ckpt.mode,
-        save_top_k=1,
+        save_top_k=1 if monitor or not ckpt.save_last else 0,
         every_n_train_steps=ckpt.every_n_train_steps,
     )
 
