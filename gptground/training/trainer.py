@@ -8,7 +8,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
-from lightning.pytorch.strategies import DDPStrategy, FSDPStrategy
+from lightning.pytorch.strategies import DDPStrategy, DeepSpeedStrategy, FSDPStrategy, StrategyRegistry
 from transformers.models.llama.modeling_llama import LlamaDecoderLayer
 
 from gptground.config import RecipeConfig, RecipeError, TrainerConfig, WandbConfig
@@ -19,6 +19,8 @@ from gptground.training.callbacks import (
     trace_from_env,
 )
 from gptground.training.checkpoint_io import AtomicCheckpointIO
+from gptground.training.deepspeed_checkpoint import deepspeed_strategy
+from gptground.training.fsdp_checkpoint import ShardedFSDPStrategy
 
 
 def resolve_precision(cfg: TrainerConfig) -> str:
@@ -45,7 +47,7 @@ def build_strategy(cfg: TrainerConfig):
     if cfg.strategy == "ddp":
         return DDPStrategy(find_unused_parameters=True)
     if cfg.strategy == "fsdp":
-        return FSDPStrategy(
+        return ShardedFSDPStrategy(  # sharded, trained-state-only checkpoints
             auto_wrap_policy={LlamaDecoderLayer},
             activation_checkpointing_policy={LlamaDecoderLayer},
             checkpoint_io=AtomicCheckpointIO(),
@@ -63,6 +65,8 @@ def build_strategy(cfg: TrainerConfig):
             raise ImportError(
                 f"`trainer.strategy={cfg.strategy}` needs DeepSpeed: pip install 'gptground[deepspeed]'"
             ) from e
+        if cfg.strategy in StrategyRegistry:
+            return deepspeed_strategy(cfg.strategy)  # atomic folder checkpoints
     return cfg.strategy
 
 
@@ -119,7 +123,7 @@ def _checkpointing(recipe: RecipeConfig) -> ModelCheckpoint:
 
 def _checkpoint_plugins(strategy) -> list:
     """Atomic writes, except where the strategy brings its own checkpoint IO (FSDP, DeepSpeed)."""
-    if isinstance(strategy, FSDPStrategy) or str(strategy).startswith("deepspeed"):
+    if isinstance(strategy, (FSDPStrategy, DeepSpeedStrategy)) or str(strategy).startswith("deepspeed"):
         return []
     return [AtomicCheckpointIO()]
 
