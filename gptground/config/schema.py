@@ -195,7 +195,7 @@ class TrainerConfig:
     limit_val_batches: Any = 1.0  # float share or int count of validation batches
     log_every_n_steps: int = 10  # how often metrics are logged
     nan_policy: str = "stop"  # a NaN/inf loss: "stop" the run, or "skip" the batch and count it
-    resume_from: str | None = None  # a .ckpt to resume exactly, or "last": the newest
+    resume_from: str | None = None  # a .ckpt (file or folder) to resume exactly, or "last": the newest
     # <output_dir>/<name>/version_*/checkpoints/last.ckpt (the resumed run writes a new version)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     enable_progress_bar: bool = True  # Lightning's progress bar during fit

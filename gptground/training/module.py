@@ -18,12 +18,18 @@ from gptground.config import RecipeConfig
 from gptground.model.grounding_model import GroundingModel
 from gptground.model.decoder import set_gradient_checkpointing
 from gptground.model.trainable import param_groups
+from gptground.training.frozen_fingerprint import check_frozen, frozen_record
 from gptground.training.schedule import build_scheduler
+from gptground.training.trained_state import trained_state_names
 from gptground.training.trainer import strategy_checkpoints_layers
 
 log = logging.getLogger(__name__)
 
 COUNTS_KEY = "gptground_counts"  # where the counters live in a Lightning checkpoint
+# What the checkpoint's weights are: the trained names, a fingerprint of the frozen rest
+# and the recipe keys it came from (see frozen_fingerprint.frozen_record).
+FROZEN_KEY = "gptground_frozen"
+MODEL_PREFIX = "model."  # the GroundingModel's keys inside this module's state_dict
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -37,12 +43,21 @@ class GroundingLitModule(L.LightningModule):
     ``train/skipped_samples`` (samples that failed to load), ``train/skipped_batches``
     (batches skipped for a non-finite loss or for holding no loadable sample) and
     ``train/samples_<modality>`` (media items trained on).
+
+    Checkpoints hold only the state that trains (``trained_state_names``) and its optimizer
+    state; the frozen weights are fingerprinted here, when the module is made (before any
+    strategy wraps the model), and checked against the checkpoint's on resume.
     """
 
     def __init__(self, model: GroundingModel, recipe: RecipeConfig):
         super().__init__()
         self.model = model
         self.recipe = recipe
+        self.trained_names = trained_state_names(model)
+        self.frozen = frozen_record(model, recipe.model, self.trained_names)
+        # The checkpoint lacks the frozen keys by design: loading is not strict, and
+        # on_load_checkpoint checks instead that it holds exactly what trains.
+        self.strict_loading = False
         self._media_counts = {f"samples_{name}": name for name in sorted(model.modalities)}
         self.counts: dict[str, int] = dict.fromkeys(["skipped_samples", "skipped_batches", *self._media_counts], 0)
         self.step_skipped = False  # whether the last training batch was skipped
@@ -151,8 +166,21 @@ class GroundingLitModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint[COUNTS_KEY] = dict(self.counts)
+        checkpoint[FROZEN_KEY] = self.frozen
+        keep = {MODEL_PREFIX + name for name in self.trained_names}
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Refuse a checkpoint of other frozen weights, or one that lacks trained state.
+
+        Runs before Lightning loads the state dict (the FSDP and DeepSpeed strategies load
+        theirs earlier, but nothing trains before this check).
+        """
+        where = str(self.trainer.ckpt_path) if self._trainer is not None else "the checkpoint"
+        if FROZEN_KEY in checkpoint:
+            check_frozen(checkpoint[FROZEN_KEY], self.frozen, where)
+        if "state_dict" in checkpoint:
+            self._check_state_keys(checkpoint["state_dict"], full=FROZEN_KEY not in checkpoint)
         self.counts.update(checkpoint.get(COUNTS_KEY, {}))
 
     def configure_model(self) -> None:
@@ -160,6 +188,13 @@ class GroundingLitModule(L.LightningModule):
         decoder layer itself (FSDP), the decoder's own checkpointing is turned off."""
         if strategy_checkpoints_layers(self.recipe.trainer.strategy, self.recipe.model.decoder.gradient_checkpointing):
             set_gradient_checkpointing(self.model.decoder, False)
+
+    def _check_state_keys(self, state: dict, full: bool) -> None:
+        """The checkpoint holds every trained key (every key: a full one of older versions)."""
+        expected = self.state_dict().keys() if full else {MODEL_PREFIX + n for n in self.trained_names}
+        missing = sorted(set(expected) - state.keys())
+        if missing:
+            raise KeyError(f"the checkpoint lacks {len(missing)} tensors of the model, e.g. {missing[:5]}")
 
     def configure_optimizers(self):
         cfg = self.recipe.optim

@@ -68,13 +68,13 @@ def train(recipe: RecipeConfig, callbacks=()) -> str:
 def _unsharded(trainer: L.Trainer, model, recipe: RecipeConfig):
     """The trained GroundingModel with whole parameters on rank 0.
 
-    Under FSDP each rank holds a shard of every wrapped layer: Lightning gathers the full
-    state dict to rank 0 (a collective, so every rank calls it), which is loaded into a
+    Under FSDP each rank holds a shard of every wrapped layer: the full state dict is
+    gathered to rank 0 (a collective, so every rank calls it), which is loaded into a
     fresh, unwrapped copy of the model. Other strategies keep whole parameters.
     """
     if not isinstance(trainer.strategy, FSDPStrategy):
         return model
-    state = trainer.strategy.lightning_module_state_dict()  # {} on ranks other than 0
+    state = trainer.strategy.full_module_state_dict()  # {} on ranks other than 0
     if not trainer.is_global_zero:
         return model
     fresh, _ = build_model(recipe.model)

@@ -4,13 +4,17 @@ A run folder holds ``recipe.yaml`` (the resolved recipe), ``metrics.csv``,
 ``checkpoints/`` (``last.ckpt`` and the best one) and, after training, ``model/``.
 Every start of a run, resumed or not, gets a new version folder, so the metrics of an
 interrupted run are never overwritten; ``trainer.resume_from: last`` reads the newest
-earlier version folder of the same run name that holds ``checkpoints/last.ckpt``.
+earlier version folder of the same run name that holds ``checkpoints/last.ckpt``: a file,
+or a folder under FSDP (sharded) and DeepSpeed. Folder checkpoints are published by
+renames (see ``folder_checkpoint``), so one that exists is complete.
 """
 
 from __future__ import annotations
 
 import os
 import re
+
+from gptground.training.folder_checkpoint import OLD_SUFFIX
 
 LAST = "last"  # the value of `trainer.resume_from` that means "the newest last.ckpt"
 CHECKPOINT_DIR = "checkpoints"
@@ -37,6 +41,9 @@ def check_writable(path: str, key: str = "run.output_dir") -> None:
 def find_last_checkpoint(output_dir: str, name: str) -> str:
     """``last.ckpt`` of the highest ``version_<k>`` under ``<output_dir>/<name>`` that has one.
 
+    ``last.ckpt`` may be a file or a folder; when a folder save was killed between its two
+    renames, the previous complete one is ``last.ckpt.old`` and is taken instead.
+
     Raises:
         FileNotFoundError: no version folder of that run holds a last checkpoint.
     """
@@ -46,8 +53,9 @@ def find_last_checkpoint(output_dir: str, name: str) -> str:
         versions = sorted(int(m.group(1)) for d in os.listdir(root) if (m := _VERSION.fullmatch(d)))
     for version in reversed(versions):
         path = os.path.join(root, f"version_{version}", CHECKPOINT_DIR, LAST_CHECKPOINT)
-        if os.path.isfile(path):
-            return path
+        for candidate in (path, path + OLD_SUFFIX):
+            if os.path.exists(candidate):
+                return candidate
     raise FileNotFoundError(
         f"`trainer.resume_from: last` found no {root}/version_*/{CHECKPOINT_DIR}/{LAST_CHECKPOINT} "
         f"(`run.output_dir` and `run.name` pick the run); pass a checkpoint path instead"
@@ -66,6 +74,6 @@ def resolve_resume(resume_from: str | None, output_dir: str, name: str) -> str |
         return None
     if resume_from == LAST:
         return find_last_checkpoint(output_dir, name)
-    if "://" not in resume_from and not os.path.isfile(resume_from):
+    if "://" not in resume_from and not os.path.exists(resume_from):  # a file or a folder
         raise FileNotFoundError(f"checkpoint not found: {resume_from!r} (`trainer.resume_from`)")
     return resume_from

@@ -8,7 +8,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
-from lightning.pytorch.strategies import DDPStrategy, FSDPStrategy
+from lightning.pytorch.strategies import DDPStrategy, DeepSpeedStrategy, FSDPStrategy, StrategyRegistry
 from transformers.models.llama.modeling_llama import LlamaDecoderLayer
 
 from gptground.config import RecipeConfig, TrainerConfig, WandbConfig
@@ -20,6 +20,8 @@ from gptground.training.callbacks import (
     trace_from_env,
 )
 from gptground.training.checkpoint_io import AtomicCheckpointIO
+from gptground.training.deepspeed_checkpoint import deepspeed_strategy
+from gptground.training.fsdp_checkpoint import ShardedFSDPStrategy
 
 
 def resolve_precision(cfg: TrainerConfig) -> str:
@@ -61,11 +63,13 @@ def build_strategy(cfg: TrainerConfig, gradient_checkpointing: bool = False):
         return DDPStrategy(find_unused_parameters=True)
     if cfg.strategy == "fsdp":
         checkpointing = strategy_checkpoints_layers(cfg.strategy, gradient_checkpointing)
-        return FSDPStrategy(
+        return ShardedFSDPStrategy(  # sharded, trained-state-only checkpoints
             auto_wrap_policy={LlamaDecoderLayer},
             activation_checkpointing_policy={LlamaDecoderLayer} if checkpointing else None,
             checkpoint_io=AtomicCheckpointIO(),
         )
+    if cfg.strategy.startswith("deepspeed") and cfg.strategy in StrategyRegistry:
+        return deepspeed_strategy(cfg.strategy)  # atomic folder checkpoints
     return cfg.strategy
 
 
@@ -105,21 +109,24 @@ def _checkpointing(recipe: RecipeConfig) -> ModelCheckpoint:
     """last.ckpt for resuming (+ the best by ``monitor`` when there is validation data).
 
     No dirpath: Lightning puts checkpoints in ``<run folder>/checkpoints`` and broadcasts
-    rank 0's choice, so every rank agrees on the folder.
+    rank 0's choice, so every rank agrees on the folder. Without a monitored metric there
+    is no best checkpoint to keep: the "top 1" would be a second copy of last.ckpt (it is
+    kept only when last.ckpt is off).
     """
     ckpt = recipe.trainer.checkpoint
+    monitor = ckpt.monitor if recipe.data.val_sources else None
     return ModelCheckpoint(
         save_last=ckpt.save_last,
-        monitor=ckpt.monitor if recipe.data.val_sources else None,
+        monitor=monitor,
         mode=ckpt.mode,
-        save_top_k=1,
+        save_top_k=1 if monitor or not ckpt.save_last else 0,
         every_n_train_steps=ckpt.every_n_train_steps,
     )
 
 
 def _checkpoint_plugins(strategy) -> list:
     """Atomic writes, except where the strategy brings its own checkpoint IO (FSDP, DeepSpeed)."""
-    if isinstance(strategy, FSDPStrategy) or str(strategy).startswith("deepspeed"):
+    if isinstance(strategy, (FSDPStrategy, DeepSpeedStrategy)) or str(strategy).startswith("deepspeed"):
         return []
     return [AtomicCheckpointIO()]
 
