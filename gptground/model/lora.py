@@ -6,10 +6,15 @@ B starts at zero, so a freshly wrapped model computes exactly what the base mode
 from __future__ import annotations
 
 import math
+import re
 
 from torch import nn
 
 from gptground.config import LoraConfig
+
+
+# Module-path parts that FSDP and activation checkpointing insert and full state dicts drop.
+_WRAPPERS = re.compile(r"(_fsdp_wrapped_module|_checkpoint_wrapped_module)\.")
 
 
 class LoRALinear(nn.Module):
@@ -49,19 +54,23 @@ def lora_parameters(module: nn.Module):
             yield from m.lora_b.parameters()
 
 
-def merged_state_dict(module: nn.Module) -> dict:
+def merged_state_dict(module: nn.Module, state: dict | None = None) -> dict:
     """The state dict with every LoRA update folded into its base weight.
 
     Saved model folders hold plain weights (W + alpha/r * B A), so they load into a model
-    without LoRA and a later stage may add fresh LoRA adapters of its own.
+    without LoRA and a later stage may add fresh LoRA adapters of its own. ``state`` (default
+    ``module.state_dict()``) is a full state of ``module`` held elsewhere, e.g. gathered from
+    FSDP shards. Only merged weights are new tensors; the rest are the state's own.
     """
-    state = dict(module.state_dict())
+    state = dict(module.state_dict() if state is None else state)
     for path, m in module.named_modules():
         if not isinstance(m, LoRALinear):
             continue
+        path = _WRAPPERS.sub("", path)  # FSDP / checkpoint wrappers are not in state-dict keys
         prefix = f"{path}." if path else ""
-        delta = m.scale * (m.lora_b.weight @ m.lora_a.weight)
-        state[f"{prefix}weight"] = state.pop(f"{prefix}base.weight") + delta.to(m.base.weight.dtype)
+        delta = m.scale * (state[f"{prefix}lora_b.weight"] @ state[f"{prefix}lora_a.weight"])
+        base = state.pop(f"{prefix}base.weight")
+        state[f"{prefix}weight"] = base + delta.to(base.dtype)
         if f"{prefix}base.bias" in state:
             state[f"{prefix}bias"] = state.pop(f"{prefix}base.bias")
         del state[f"{prefix}lora_a.weight"], state[f"{prefix}lora_b.weight"]
