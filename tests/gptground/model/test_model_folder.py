@@ -112,6 +112,15 @@ def test_tiny_encoders_reload_from_their_records(tmp_path):
     assert torch.equal(logits(loaded, tokenizer2), logits(model, tokenizer))
 
 
+def test_folders_written_before_records_existed_still_load(tmp_path):
+    torch.manual_seed(0)
+    model, tokenizer = build_model(tiny_model_config())
+    folder = save_model_folder(model, tokenizer, tiny_model_config(), str(tmp_path / "model"))
+    (Path(folder) / ARCHITECTURE_FILE).unlink()  # encoders rebuilt from the config, then loaded
+    loaded, tokenizer2, _ = load_model(folder)
+    assert torch.equal(logits(loaded, tokenizer2), logits(model, tokenizer))
+
+
 def test_next_stage_starts_from_the_folder_with_its_checkpoints_gone(tmp_path, imagebind_shrunk):
     paths = write_checkpoints(tmp_path / "checkpoints")
     torch.manual_seed(0)
