@@ -193,9 +193,10 @@ class Grounder:
                 ``fmt`` defaults to the grounding format the folder records.
         """
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        model, tokenizer, _ = load_model(os.fspath(folder))
+        dtype = dtype or inference_dtype(device)
+        model, tokenizer, _ = load_model(os.fspath(folder), dtype)  # read straight into dtype
         template, options["fmt"] = resolve_text_settings(os.fspath(folder), template, options.get("fmt"))
-        model.to(device=device, dtype=dtype or inference_dtype(device))
+        model.to(device=device, dtype=dtype)
         positions = model.decoder.config.max_position_embeddings
         if not 0 < max_new_tokens < positions:
             raise ValueError(f"max_new_tokens must be in [1, {positions - 1}] for this model, got {max_new_tokens}")

@@ -13,7 +13,10 @@ frame. Silence gives finite features (log of float eps), never NaN.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -21,7 +24,12 @@ from modalities.audio_decode import load_waveform
 from modalities.audio_features import SAMPLE_RATE, WINDOW_PLACEMENTS, window_fbanks, window_times
 from modalities.base import Media, Modality, register_modality
 from modalities.checkpoints import TINY
-from modalities.imagebind_audio import build_audio_encoder, encoder_dims
+from modalities.imagebind_audio import (
+    AudioEncoderDims,
+    ImageBindAudioEncoder,
+    build_audio_encoder,
+    encoder_dims,
+)
 from modalities.io import MediaSource, source_name
 from modalities.qformer import QFormerAdapter, QFormerConfig
 
@@ -167,17 +175,26 @@ class AudioModality(Modality):
 
     config: AudioConfig
 
-    def __init__(self, config: AudioConfig, d_model: int):
+    def __init__(self, config: AudioConfig, d_model: int, architecture: Mapping[str, Any] | None = None):
         super().__init__(config, d_model)
-        self.encoder = build_audio_encoder(
-            config.encoder, config.key("encoder"), config.num_mel_bins, config.target_frames
-        )
+        if architecture:  # a saved folder's record: the shape only, weights come from the folder
+            self.encoder = ImageBindAudioEncoder(
+                AudioEncoderDims(**dict(architecture["encoder"])), config.num_mel_bins, config.target_frames
+            )
+        else:
+            self.encoder = build_audio_encoder(
+                config.encoder, config.key("encoder"), config.num_mel_bins, config.target_frames
+            )
         self.adapter = QFormerAdapter(config.qformer_config(self.encoder.dims.out_dim), d_model)
         self.freeze_encoder()
 
     @property
     def num_tokens(self) -> int:
         return self.config.num_queries
+
+    def architecture(self) -> dict[str, Any]:
+        """{"encoder": the ImageBind audio branch's dims}."""
+        return {"encoder": dataclasses.asdict(self.encoder.dims)}
 
     def load(self, source: MediaSource) -> Media:
         """Decode to 16 kHz mono and place the windows.

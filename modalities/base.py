@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any, ClassVar
 
@@ -111,6 +112,19 @@ class Modality(nn.Module, abc.ABC):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.adapt(self.encode(x))
 
+    # --- architecture record ---------------------------------------------------------------
+    def architecture(self) -> dict[str, Any]:
+        """What fixes the shapes of this modality's modules beyond its config, as JSON data.
+
+        A saved model folder stores it next to the weights; ``build_modality(..., architecture=
+        record)`` then builds the same modules from it without reading any checkpoint (the
+        weights come from the folder), so a folder loads after its checkpoints are gone. A
+        modality whose encoder shape is read from a checkpoint (HF config, .pth shapes)
+        overrides this and accepts ``architecture`` in ``__init__``; the default, ``{}``,
+        means the config alone builds every module.
+        """
+        return {}
+
 
 _REGISTRY: dict[str, type[Modality]] = {}
 
@@ -133,9 +147,15 @@ def registered_modalities() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def build_modality(name: str, config: Any, d_model: int) -> Modality:
-    """Build a registered modality from its config (a dataclass instance or a mapping)."""
+def build_modality(name: str, config: Any, d_model: int, architecture: Mapping[str, Any] | None = None) -> Modality:
+    """Build a registered modality from its config (a dataclass instance or a mapping).
+
+    With ``architecture`` (a record from ``Modality.architecture``) the encoder is built from
+    that record, with untrained weights and without reading its checkpoint.
+    """
     cls = get_modality_class(name)
     if not dataclasses.is_dataclass(config):
         config = cls.config_class(**dict(config or {}))
+    if architecture:
+        return cls(config, d_model, architecture=architecture)
     return cls(config, d_model)

@@ -8,6 +8,7 @@ at build time: they would only cost compute.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -104,6 +105,24 @@ def load_clip_vision(location: str, recipe_key: str, tiny: TinyVisionShape, imag
     return model
 
 
+def clip_vision_record(features: CLIPFeatures) -> dict:
+    """The HF config of the tower ``features`` was cut from, at its full depth, as JSON data."""
+    record = json.loads(features.model.config.to_json_string(use_diff=False))
+    record["num_hidden_layers"] = features.source_layers
+    return record
+
+
+def clip_vision_from_record(record: Mapping, recipe_key: str, image_size: int) -> CLIPVisionModel:
+    """A CLIP vision tower of the recorded shape with untrained weights; reads no file."""
+    config = CLIPVisionConfig.from_dict(dict(record))
+    if config.image_size != image_size:
+        raise CheckpointFormatError(
+            "the saved model folder", recipe_key,
+            f"its encoder takes {config.image_size} px inputs, the recipe asks for {image_size}",
+        )
+    return CLIPVisionModel(config)
+
+
 def sincos_positions(grid: int, width: int, std: float) -> torch.Tensor:
     """Fixed 2-D sine-cosine position embeddings (as in MAE), CLS row first: (1 + grid^2, width).
 
@@ -143,6 +162,7 @@ class CLIPFeatures(nn.Module):
         keep = layer if layer >= 0 else depth + 1 + layer  # layers to run
         if not 1 <= keep <= depth:
             raise ValueError(f"feature layer {layer} is outside the encoder's {depth} layers (1..{depth} or -1..-{depth})")
+        self.source_layers = depth  # before the cut: what a saved folder's record rebuilds
         model.encoder.layers = model.encoder.layers[:keep]
         model.config.num_hidden_layers = keep
         self.model = model

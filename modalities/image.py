@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,6 +43,8 @@ from modalities.clip import (
     CLIP_STD,
     CLIPFeatures,
     TinyVisionShape,
+    clip_vision_from_record,
+    clip_vision_record,
     load_clip_vision,
     mean_colour_uint8,
 )
@@ -201,9 +205,12 @@ class ImageModality(Modality):
     token_prefix = "im"
     config_class = ImageConfig
 
-    def __init__(self, config: ImageConfig, d_model: int):
+    def __init__(self, config: ImageConfig, d_model: int, architecture: Mapping[str, Any] | None = None):
         super().__init__(config, d_model)
-        clip = load_clip_vision(config.encoder, config.key("encoder"), config.tiny, config.image_size)
+        if architecture:  # a saved folder's record: the shape only, weights come from the folder
+            clip = clip_vision_from_record(architecture["clip"], config.key("encoder"), config.image_size)
+        else:
+            clip = load_clip_vision(config.encoder, config.key("encoder"), config.tiny, config.image_size)
         self.encoder = CLIPFeatures(clip, config.feature_layer, drop_cls=True)
         merge = config.adapter_merge
         self.grid = self.encoder.image_size // self.encoder.patch_size  # patches per side
@@ -221,6 +228,10 @@ class ImageModality(Modality):
     @property
     def num_tokens(self) -> int:
         return (self.grid // self.config.adapter_merge) ** 2
+
+    def architecture(self) -> dict[str, Any]:
+        """{"clip": the CLIP vision config}: the encoder's shape, whatever its source was."""
+        return {"clip": clip_vision_record(self.encoder)}
 
     def adapt(self, features: torch.Tensor) -> torch.Tensor:
         """(B, grid^2, C) patch features, row-major -> (B, num_tokens, d_model)."""

@@ -16,8 +16,10 @@ frozen per video frame; ``build_blip2_qformer`` makes it tiny or from a LAVIS ``
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -184,6 +186,16 @@ class BlipQFormer(nn.Module):
         features = self.vision_norm(features)
         queries = self.query_tokens.expand(features.shape[0], -1, -1)
         return self.qformer(query_embeds=queries, encoder_hidden_states=features).last_hidden_state
+
+
+def blip_qformer_record(model: BlipQFormer) -> dict:
+    """The shape of a BLIP-2 Q-Former as JSON data (its QFormerConfig and LayerNorm eps)."""
+    return {"config": dataclasses.asdict(model.config), "norm_eps": model.vision_norm.eps}
+
+
+def blip_qformer_from_record(record: Mapping) -> BlipQFormer:
+    """A BLIP-2 Q-Former of the recorded shape with untrained weights; reads no file."""
+    return BlipQFormer(QFormerConfig(**dict(record["config"])), norm_eps=float(record["norm_eps"]))
 
 
 def build_blip2_qformer(location: str, recipe_key: str, tiny: QFormerConfig) -> BlipQFormer:

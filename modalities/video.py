@@ -20,15 +20,22 @@ Train first takes one random crop (area fraction ``train_crop_scale``, aspect ra
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
 from torchvision.transforms import RandomResizedCrop
 
 from modalities.base import Media, Modality, register_modality
-from modalities.clip import CLIPFeatures, TinyVisionShape, load_clip_vision
+from modalities.clip import (
+    CLIPFeatures,
+    TinyVisionShape,
+    clip_vision_from_record,
+    clip_vision_record,
+    load_clip_vision,
+)
 from modalities.errors import CheckpointFormatError
 from modalities.image import pad_to_square, resize_normalise
 from modalities.io import MediaSource
@@ -36,6 +43,8 @@ from modalities.qformer import (
     BlipQFormer,
     QFormerAdapter,
     QFormerConfig,
+    blip_qformer_from_record,
+    blip_qformer_record,
     build_blip2_qformer,
 )
 from modalities.video_io import read_video
@@ -206,9 +215,9 @@ class VideoModality(Modality):
     token_prefix = "vi"
     config_class = VideoConfig
 
-    def __init__(self, config: VideoConfig, d_model: int):
+    def __init__(self, config: VideoConfig, d_model: int, architecture: Mapping[str, Any] | None = None):
         super().__init__(config, d_model)
-        self.encoder = _build_frame_encoder(config)
+        self.encoder = _build_frame_encoder(config, architecture)
         self.adapter = QFormerAdapter(
             QFormerConfig(
                 num_layers=config.adapter_num_layers, hidden_size=config.adapter_hidden_size,
@@ -224,6 +233,13 @@ class VideoModality(Modality):
     @property
     def num_tokens(self) -> int:
         return self.config.num_queries
+
+    def architecture(self) -> dict[str, Any]:
+        """The frame encoder's CLIP config and the BLIP-2 Q-Former's shape."""
+        return {
+            "frame_encoder": clip_vision_record(self.encoder.clip),
+            "frame_qformer": blip_qformer_record(self.encoder.qformer),
+        }
 
     def adapt(self, features: torch.Tensor) -> torch.Tensor:
         """(B, F, K, C) frame tokens -> (B, num_queries, d_model)."""
@@ -246,12 +262,19 @@ class VideoModality(Modality):
         return frames[..., top:top + height, left:left + width]
 
 
-def _build_frame_encoder(config: VideoConfig) -> FrameEncoder:
-    clip = load_clip_vision(config.frame_encoder, config.key("frame_encoder"), config.tiny_encoder, config.image_size)
+def _build_frame_encoder(config: VideoConfig, architecture: Mapping[str, Any] | None) -> FrameEncoder:
+    """From the checkpoints the config names, or (``architecture``) from a saved folder's record."""
+    if architecture:
+        clip = clip_vision_from_record(architecture["frame_encoder"], config.key("frame_encoder"), config.image_size)
+    else:
+        clip = load_clip_vision(config.frame_encoder, config.key("frame_encoder"), config.tiny_encoder, config.image_size)
     features = CLIPFeatures(clip, config.frame_feature_layer, drop_cls=False)
-    qformer = build_blip2_qformer(
-        config.frame_qformer, config.key("frame_qformer"), config.tiny_qformer.to_config(features.hidden_size)
-    )
+    if architecture:
+        qformer = blip_qformer_from_record(architecture["frame_qformer"])
+    else:
+        qformer = build_blip2_qformer(
+            config.frame_qformer, config.key("frame_qformer"), config.tiny_qformer.to_config(features.hidden_size)
+        )
     if qformer.config.encoder_hidden_size != features.hidden_size:
         raise CheckpointFormatError(
             config.frame_qformer, config.key("frame_qformer"),

@@ -111,7 +111,11 @@ class ModelConfig:
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     tokenizer: str = "builtin:tiny"  # tokenizer folder / hub id, or "builtin:tiny" (shipped)
     modalities: dict[str, Any] = field(default_factory=dict)  # name -> that modality's config
-    init_from: str | None = None  # a saved model folder (e.g. the previous stage's) to start from
+    # Start from a saved model folder: a path; or a run name (e.g. "stage1": the newest finished
+    # <run.output_dir>/stage1/version_*/model); or "latest": the newest finished model folder of
+    # any run under run.output_dir. "Finished": config.yaml and weights written; "newest": most
+    # recently written weights. See gptground/config/init_from.py.
+    init_from: str | None = None
     trainable: TrainableConfig = field(default_factory=TrainableConfig)
 
 

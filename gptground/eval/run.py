@@ -237,8 +237,9 @@ def load_items(settings: EvalSettings) -> list[EvalItem]:
 
 
 def _evaluate_on_rank(fabric: Fabric, settings: EvalSettings) -> dict[str, float | int] | None:
-    model, tokenizer, _ = load_model(settings.model)
-    model.to(device=fabric.device, dtype=inference_dtype(fabric.device))
+    dtype = inference_dtype(fabric.device)
+    model, tokenizer, _ = load_model(settings.model, dtype)  # read straight into dtype
+    model.to(device=fabric.device, dtype=dtype)
     template, fmt = resolve_text_settings(settings.model, settings.template, settings.fmt)
     positions = model.decoder.config.max_position_embeddings
     processor = Processor(tokenizer, dict(model.modalities), template, max_length=positions - settings.max_new_tokens)

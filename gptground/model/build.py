@@ -9,9 +9,17 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from gptground.config import ModelConfig, recipe_from_dict
 from gptground.model.decoder import build_decoder, set_gradient_checkpointing
-from gptground.model.folder import DECODER_CONFIG_FILE, TOKENIZER_DIR, load_state, read_folder_config
+from gptground.model.folder import (
+    DECODER_CONFIG_FILE,
+    TOKENIZER_DIR,
+    folder_weight_files,
+    read_architecture,
+    read_folder_config,
+)
 from gptground.model.grounding_model import GroundingModel
 from gptground.model.lora import add_lora
+from gptground.model.meta import materialize, parameters_on_meta
+from gptground.model.safetensors_io import read_weights_into
 from gptground.processor import add_modality_tokens, modality_token_ids
 from gptground.tokenizer import load_tokenizer
 from modalities import Modality, build_modality
@@ -40,61 +48,102 @@ def _assemble(decoder, modalities, tokenizer) -> GroundingModel:
     return GroundingModel(decoder, modalities, {n: t.patch for n, t in ids.items()}, new_ids)
 
 
-def build_model(cfg: ModelConfig):
-    """(GroundingModel, tokenizer) from a recipe's model section.
+def weights_dtype(precision: str) -> torch.dtype:
+    """The dtype a trainer precision keeps weights in: bf16 for "bf16-true", fp16 for
+    "16-true", fp32 otherwise (mixed precision keeps fp32 masters and casts per op)."""
+    return {"bf16-true": torch.bfloat16, "16-true": torch.float16}.get(str(precision), torch.float32)
 
-    With ``init_from`` the decoder architecture, tokenizer and every weight come from that
-    saved folder (a previous stage); the modalities' configs still come from the recipe.
-    Then LoRA is added if the recipe asks for it, and ``model.decoder.gradient_checkpointing``
-    is applied (on or off) whichever way the decoder was built.
+
+def build_model(cfg: ModelConfig, dtype: torch.dtype = torch.float32):
+    """(GroundingModel, tokenizer) from a recipe's model section, weights in ``dtype``.
+
+    With ``init_from`` (a folder path; see ``gptground.config.init_from`` for run names) the
+    decoder architecture, tokenizer and every weight come from that saved folder (a previous
+    stage), and each modality it holds is rebuilt from the folder's architecture record, not
+    from its original checkpoint; the modalities' configs still come from the recipe, and a
+    modality new in this stage is built from its own checkpoint. Then LoRA is added if the
+    recipe asks for it, and ``model.decoder.gradient_checkpointing`` is applied (on or off)
+    whichever way the decoder was built.
     """
     if cfg.init_from:
-        model, tokenizer = _from_folder(cfg.init_from, cfg)
+        model, tokenizer = _from_folder(cfg.init_from, cfg, dtype)
     else:
         tokenizer = load_tokenizer(cfg.tokenizer)
-        decoder = build_decoder(cfg.decoder, len(tokenizer))
+        decoder = build_decoder(cfg.decoder, len(tokenizer), dtype)
         modalities = _build_modalities(cfg, decoder.config.hidden_size)
         model = _assemble(decoder, modalities, tokenizer)
+    model.to(dtype)  # encoders and adapters read from their checkpoints come in fp32
     if cfg.trainable.lora.enabled:
         add_lora(model.decoder, cfg.trainable.lora)
     set_gradient_checkpointing(model.decoder, cfg.decoder.gradient_checkpointing)
     return model, tokenizer
 
 
-def _from_folder(path: str, cfg: ModelConfig):
+def _from_folder(path: str, cfg: ModelConfig, dtype: torch.dtype):
+    """Build on the meta device from the folder's records, then read the weights into ``dtype``."""
     if not os.path.isdir(path):
         raise FileNotFoundError(f"model folder not found: {path!r} (set by recipe key `model.init_from`)")
     read_folder_config(path)  # fails clearly if this is not a model folder
-    state = load_state(path)
+    files = folder_weight_files(path)
+    records = read_architecture(path)
     tokenizer = load_tokenizer(os.path.join(path, TOKENIZER_DIR), recipe_key="model.init_from")
-    decoder = LlamaForCausalLM(LlamaConfig.from_json_file(os.path.join(path, DECODER_CONFIG_FILE)))
-    decoder.load_state_dict(_strip(state, "decoder."))
+    decoder_config = LlamaConfig.from_json_file(os.path.join(path, DECODER_CONFIG_FILE))
+    decoder_config._attn_implementation = cfg.decoder.attn_implementation
+    d_model = decoder_config.hidden_size
+    with parameters_on_meta():
+        decoder = LlamaForCausalLM(decoder_config)
+        recorded = {
+            name: build_modality(name, mcfg, d_model, architecture=records[name])
+            for name, mcfg in cfg.modalities.items()
+            if name in records
+        }
+    for module in (decoder, *recorded.values()):
+        materialize(module, dtype)
+    # A modality new in this stage, or any modality of a folder written before the records
+    # existed, is built from its checkpoint; the folder's weights (if any) then replace them.
+    modalities = {
+        name: recorded[name] if name in records else build_modality(name, mcfg, d_model)
+        for name, mcfg in cfg.modalities.items()
+    }
+    _load_folder_weights(path, files, decoder, modalities, set(recorded))
     # Growing after loading: tokens of a modality new in this stage start at the mean row.
-    model = _assemble(decoder, _build_modalities(cfg, decoder.config.hidden_size), tokenizer)
-    for name, modality in model.modalities.items():
-        saved = _strip(state, f"modalities.{name}.")
-        if saved:  # a modality new in this stage keeps its fresh weights
-            _load_strict(modality, saved, f"{path} (modality {name!r})")
-    return model, tokenizer
+    return _assemble(decoder, modalities, tokenizer), tokenizer
 
 
-def _strip(state: dict, prefix: str) -> dict:
-    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+def _load_folder_weights(path, files, decoder, modalities: dict, recorded: set[str]) -> None:
+    """Read the folder's weights into the decoder and the modalities, refusing any misfit.
 
-
-def _load_strict(module, state: dict, where: str) -> None:
-    result = module.load_state_dict(state, strict=False)
-    if result.missing_keys or result.unexpected_keys:
+    Every decoder weight and every weight of a recorded modality must be in the folder; a
+    modality that is not recorded is either wholly in it or wholly absent (new this stage).
+    Weights of modalities this recipe does not use are skipped.
+    """
+    parts = {"decoder": decoder, **{f"modalities.{n}": m for n, m in modalities.items()}}
+    destinations = {f"{prefix}.{k}": v for prefix, part in parts.items() for k, v in part.state_dict(keep_vars=True).items()}
+    found = read_weights_into(files, destinations)
+    used = ("decoder.", *(f"modalities.{n}." for n in modalities))
+    unexpected = sorted(k for k in found - set(destinations) if k.startswith(used))
+    missing = []
+    for prefix, part in parts.items():
+        wanted = [f"{prefix}.{k}" for k in part.state_dict()]
+        absent = [k for k in wanted if k not in found]
+        whole_or_nothing = prefix.startswith("modalities.") and prefix.split(".", 1)[1] not in recorded
+        if absent and not (whole_or_nothing and len(absent) == len(wanted)):
+            missing += absent
+    if missing or unexpected:
         raise ValueError(
-            f"{where}: saved weights do not match the recipe's config: missing "
-            f"{result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]}"
+            f"{path}: saved weights do not match the recipe's config: {len(missing)} missing "
+            f"{missing[:5]}, {len(unexpected)} unexpected {unexpected[:5]}"
         )
 
 
-def load_model(path: str):
-    """(GroundingModel in eval mode, tokenizer, ModelConfig) from a saved folder."""
+def load_model(path: str, dtype: torch.dtype = torch.float32):
+    """(GroundingModel in eval mode, tokenizer, ModelConfig) from a saved folder, weights in ``dtype``.
+
+    Reads only the folder: it loads from any working directory with the encoders' original
+    checkpoints gone.
+    """
     cfg = recipe_from_dict({"model": read_folder_config(path).model}, f"{path}/config.yaml").model
     cfg.init_from = path
     cfg.trainable.lora.enabled = False  # saved folders hold merged weights
-    model, tokenizer = build_model(cfg)
+    model, tokenizer = build_model(cfg, dtype)
     return model.eval(), tokenizer, cfg

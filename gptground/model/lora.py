@@ -11,6 +11,7 @@ from torch import nn
 
 from gptground.config import LoraConfig
 from gptground.model.new_token_embedding import fold_new_token_rows
+from gptground.model.state_keys import state_key_prefix
 
 
 class LoRALinear(nn.Module):
@@ -50,21 +51,24 @@ def lora_parameters(module: nn.Module):
             yield from m.lora_b.parameters()
 
 
-def merged_state_dict(module: nn.Module) -> dict:
+def merged_state_dict(module: nn.Module, state: dict | None = None) -> dict:
     """The state dict with every LoRA update folded into its base weight, and the trained
     new-token rows (NewTokenEmbedding) written into one plain embedding weight.
 
     Saved model folders hold plain weights (W + alpha/r * B A; ``embed_tokens.weight``), so
     they load into a model without LoRA or split embedding, and a later stage may add fresh
-    LoRA adapters of its own.
+    LoRA adapters of its own. ``state`` (default ``module.state_dict()``) is a full state of
+    ``module`` held elsewhere, e.g. gathered from FSDP shards. Only merged weights are new
+    tensors; the rest are the state's own.
     """
-    state = dict(module.state_dict())
+    state = dict(module.state_dict() if state is None else state)
     for path, m in module.named_modules():
         if not isinstance(m, LoRALinear):
             continue
-        prefix = f"{path}." if path else ""
-        delta = m.scale * (m.lora_b.weight @ m.lora_a.weight)
-        state[f"{prefix}weight"] = state.pop(f"{prefix}base.weight") + delta.to(m.base.weight.dtype)
+        prefix = state_key_prefix(path)  # FSDP / checkpoint wrappers are not in state-dict keys
+        delta = m.scale * (state[f"{prefix}lora_b.weight"] @ state[f"{prefix}lora_a.weight"])
+        base = state.pop(f"{prefix}base.weight")
+        state[f"{prefix}weight"] = base + delta.to(base.dtype)
         if f"{prefix}base.bias" in state:
             state[f"{prefix}bias"] = state.pop(f"{prefix}base.bias")
         del state[f"{prefix}lora_a.weight"], state[f"{prefix}lora_b.weight"]

@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gptground.model.state_keys import state_key_prefix
+
 
 class NewTokenEmbedding(nn.Module):
     """Embedding lookup over ``base`` whose rows ``new_ids`` come from ``new_rows`` instead.
@@ -78,7 +80,7 @@ def fold_new_token_rows(module: nn.Module, state: dict) -> dict:
     ``new_rows`` replaced by one merged ``weight`` under the embedding's own path."""
     for path, m in module.named_modules():
         if isinstance(m, NewTokenEmbedding):
-            prefix = f"{path}." if path else ""
+            prefix = state_key_prefix(path)
             base, rows = state.pop(f"{prefix}base.weight"), state.pop(f"{prefix}new_rows")
             weight = base.detach().clone()
             weight[m.new_ids.to(weight.device)] = rows.detach().to(weight.dtype)

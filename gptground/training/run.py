@@ -7,17 +7,20 @@ what ``trainer.resume_from: last`` picks.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 
 import lightning as L
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
-from lightning.pytorch.strategies import FSDPStrategy
+from lightning.pytorch.strategies import DeepSpeedStrategy, FSDPStrategy
 from omegaconf import OmegaConf
 
 from gptground.config import RecipeConfig, recipe_to_yaml
-from gptground.model.build import build_model
+from gptground.config.init_from import resolve_init_from
+from gptground.model.build import build_model, weights_dtype
 from gptground.model.folder import save_model_folder
+from gptground.model.lora import merged_state_dict
 from gptground.model.trainable import apply_trainable
 from gptground.training.datamodule import GroundingDataModule
 from gptground.training.module import GroundingLitModule
@@ -38,13 +41,17 @@ def train(recipe: RecipeConfig, callbacks=()) -> str:
     Raises:
         PermissionError: the run folder cannot be written (before anything is built).
         FileNotFoundError: ``trainer.resume_from`` names no checkpoint.
+        RecipeError: ``model.init_from`` names a run with no finished model folder.
     """
     check_writable(recipe.run.output_dir)
     # Resolved before the logger creates this run's new version folder.
     ckpt_path = resolve_resume(recipe.trainer.resume_from, recipe.run.output_dir, recipe.run.name)
+    # A run name or "latest" becomes the folder it means; the saved recipe records that folder.
+    recipe.model.init_from = resolve_init_from(recipe.model.init_from, recipe.run.output_dir)
     L.seed_everything(recipe.run.seed, workers=True)
     # The model first: missing weights stop the run at once, before any device or data setup.
-    model, tokenizer = build_model(recipe.model)
+    # Weights are built in the dtype the precision trains them in (bf16 for "bf16-true").
+    model, tokenizer = build_model(recipe.model, weights_dtype(recipe.trainer.precision))
     apply_trainable(model, recipe.model.trainable)
     loggers = build_loggers(recipe, OmegaConf.to_container(OmegaConf.create(dataclasses.asdict(recipe))))
     trainer = build_trainer(recipe, loggers, callbacks)
@@ -56,31 +63,37 @@ def train(recipe: RecipeConfig, callbacks=()) -> str:
     finally:
         _finish_wandb(trainer, loggers)
     run_dir = trainer.log_dir  # rank 0's folder, broadcast to every rank
-    trained = _unsharded(trainer, model, recipe)
-    if trainer.is_global_zero:
-        save_model_folder(
-            trained, tokenizer, recipe.model, os.path.join(run_dir, MODEL_DIR),
-            template=recipe.data.template, grounding_format=recipe.data.grounding_format,
-        )
+    with _whole_weights(trainer, model) as state:
+        if trainer.is_global_zero:
+            save_model_folder(
+                model, tokenizer, recipe.model, os.path.join(run_dir, MODEL_DIR),
+                template=recipe.data.template, grounding_format=recipe.data.grounding_format, state=state,
+            )
     return run_dir
 
 
-def _unsharded(trainer: L.Trainer, model, recipe: RecipeConfig):
-    """The trained GroundingModel with whole parameters on rank 0.
+@contextlib.contextmanager
+def _whole_weights(trainer: L.Trainer, model):
+    """Whole trained weights for the model folder, while inside; yields what rank 0 saves.
 
-    Under FSDP each rank holds a shard of every wrapped layer: the full state dict is
-    gathered to rank 0 (a collective, so every rank calls it), which is loaded into a
-    fresh, unwrapped copy of the model. Other strategies keep whole parameters.
+    Every rank enters (gathering is a collective). Under FSDP each rank holds a shard of
+    every wrapped layer: the full state dict is gathered to rank 0 and written as it is,
+    LoRA and new token rows merged, without building a second model (yields that state;
+    None on other ranks). Under DeepSpeed ZeRO-3 the parameters are partitioned: they are
+    gathered in place while inside (yields None: write from the live model). Other
+    strategies keep whole parameters (None).
     """
-    if not isinstance(trainer.strategy, FSDPStrategy):
-        return model
-    state = trainer.strategy.full_module_state_dict()  # {} on ranks other than 0
-    if not trainer.is_global_zero:
-        return model
-    fresh, _ = build_model(recipe.model)
-    apply_trainable(fresh, recipe.model.trainable)  # the same parameters (split embedding) as trained
-    fresh.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
-    return fresh
+    if isinstance(trainer.strategy, FSDPStrategy):
+        state = trainer.strategy.full_module_state_dict()  # {} on ranks other than 0
+        yield merged_state_dict(model, {k.removeprefix("model."): v for k, v in state.items()}) \
+            if trainer.is_global_zero else None
+    elif isinstance(trainer.strategy, DeepSpeedStrategy) and trainer.strategy.zero_stage_3:
+        import deepspeed
+
+        with deepspeed.zero.GatheredParameters(list(model.parameters())):
+            yield None
+    else:
+        yield None
 
 
 def _start_run_folder(csv: CSVLogger, recipe: RecipeConfig) -> None:

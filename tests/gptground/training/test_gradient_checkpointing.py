@@ -18,6 +18,7 @@ from gptground.config import load_recipe
 from gptground.model.build import build_model
 from gptground.model.trainable import apply_trainable
 from gptground.training.module import GroundingLitModule
+from gptground.training import trainer as trainer_module
 from gptground.training.trainer import build_strategy
 
 STRATEGIES = ["ddp", "fsdp", "deepspeed_stage_2", "deepspeed_stage_3"]
@@ -25,10 +26,12 @@ STRATEGIES = ["ddp", "fsdp", "deepspeed_stage_2", "deepspeed_stage_3"]
 
 @pytest.fixture(autouse=True)
 def _deepspeed_importable(monkeypatch):
-    """The DeepSpeed strategies are only named here (Lightning builds them): a spec suffices."""
+    """The DeepSpeed strategies are only named here: a spec suffices for the recipe check, and
+    the strategy object (which needs DeepSpeed itself) stays its registry name."""
     find_spec = importlib.util.find_spec
     spec = importlib.machinery.ModuleSpec("deepspeed", None)
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: spec if name == "deepspeed" else find_spec(name, *a))
+    monkeypatch.setattr(trainer_module, "deepspeed_strategy", lambda name: name)
 
 
 def _prepared(strategy: str, enabled: bool):

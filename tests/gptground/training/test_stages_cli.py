@@ -32,7 +32,8 @@ def test_tiny_stages_chain_through_model_folders(world, tmp_path):
     stage1 = _run(1, world, tmp_path)
     # Stage 2 freezes the adapters here, so its saved adapters are exactly where it started.
     stage2 = _run(2, world, tmp_path, f"model.init_from={stage1}", "model.trainable.adapters=false")
-    stage3 = _run(3, world, tmp_path, f"model.init_from={stage2}")
+    stage3 = _run(3, world, tmp_path, "model.init_from=tiny-stage2")  # a run name: its newest model
+    assert f"init_from: {stage2}" in (stage3.parent / "recipe.yaml").read_text()
 
     adapters1, adapters2 = _weights(stage1, ADAPTER), _weights(stage2, ADAPTER)
     assert adapters1.keys() == adapters2.keys() and adapters1

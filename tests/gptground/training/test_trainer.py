@@ -13,6 +13,7 @@ from training_fixtures import RECIPES
 from gptground.cli import main
 from gptground.config import RecipeError, TrainerConfig, WandbConfig
 from gptground.training.callbacks import SampleTrace, trace_from_env
+from gptground.training import trainer as trainer_module
 from gptground.training.trainer import build_strategy, resolve_precision, wandb_mode
 
 
@@ -34,9 +35,10 @@ def _deepspeed_installed(monkeypatch, installed: bool) -> None:
 
 
 @pytest.mark.parametrize("strategy", ["deepspeed_stage_3", "deepspeed_stage_3_offload", "deepspeed_stage_2"])
-def test_zero_stage_3_and_2_go_to_lightning(monkeypatch, strategy):
+def test_zero_stage_3_and_2_are_allowed_with_atomic_folder_checkpoints(monkeypatch, strategy):
     _deepspeed_installed(monkeypatch, True)
-    assert build_strategy(TrainerConfig(strategy=strategy, accelerator="gpu")) == strategy
+    monkeypatch.setattr(trainer_module, "deepspeed_strategy", lambda name: ("atomic", name))
+    assert build_strategy(TrainerConfig(strategy=strategy, accelerator="gpu")) == ("atomic", strategy)
 
 
 @pytest.mark.parametrize("strategy", ["fsdp", "fsdp_cpu_offload", "deepspeed_stage_2", "deepspeed_stage_3"])
