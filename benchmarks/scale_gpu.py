@@ -55,8 +55,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 PEAK_FLOPS = 989e12  # the baseline's reference: H100 SXM dense bf16
-# Media decoders that `modalities` imports at import time; this benchmark decodes no media.
-MEDIA_DECODERS = ("av", "decord", "soundfile")
+# Packages `modalities` imports at import time for media this benchmark never touches: the
+# decoders of video and audio files, and ImageBind for the audio encoder (with the
+# submodules it is imported through). None is on the GPU machine.
+UNUSED_IMPORTS = {"av": (), "decord": (), "soundfile": (), "imagebind": ("imagebind.models",)}
 VICUNA_7B = {"hidden_size": 4096, "num_layers": 32, "num_heads": 32, "intermediate_size": 11008,
              "max_position_embeddings": 4096}
 CLIP_L_336 = {"image_size": 336, "adapter_merge": 1, "tiny": {"patch_size": 14, "hidden_size": 1024,
@@ -66,20 +68,27 @@ BASELINE_CASES = {"1": "vicuna7b_frozen_sdpa", "2": "llama1b_full_sdpa"}
 
 
 class _AbsentModule(types.ModuleType):
-    """Stands for a media decoder that is not installed; any use says so."""
+    """Stands for a package that is not installed. Attribute chains resolve (module-level
+    code such as ``from imagebind.models import helpers`` runs); calling anything raises."""
 
     def __getattr__(self, attr):
-        raise ImportError(f"`{self.__name__}` is not installed here; scale_gpu.py feeds encoded features "
-                          f"and decodes no media (asked for {self.__name__}.{attr})")
+        if attr.startswith("__"):  # introspection (hasattr(module, "__file__")) finds nothing
+            raise AttributeError(attr)
+        return _AbsentModule(f"{self.__name__}.{attr}")
+
+    def __call__(self, *args, **kwargs):
+        raise ImportError(f"`{self.__name__.split('.')[0]}` is not installed here; scale_gpu.py feeds "
+                          f"encoded image features and decodes no media (called {self.__name__})")
 
 
-def allow_missing_media_decoders() -> list[str]:
-    """Let `modalities` import where av / decord / soundfile are missing (the GPU machine)."""
-    absent = [name for name in MEDIA_DECODERS if importlib.util.find_spec(name) is None]
+def allow_missing_media_packages() -> list[str]:
+    """Let `modalities` import where av, decord, soundfile or imagebind are missing."""
+    absent = [name for name in UNUSED_IMPORTS if importlib.util.find_spec(name) is None]
     for name in absent:
-        module = _AbsentModule(name)
-        module.__spec__ = ModuleSpec(name, None)
-        sys.modules[name] = module
+        for module_name in (name, *UNUSED_IMPORTS[name]):
+            module = _AbsentModule(module_name)
+            module.__spec__ = ModuleSpec(module_name, None)
+            sys.modules[module_name] = module
     return absent
 
 
@@ -129,7 +138,9 @@ class StepTimer:
 
 def checkpointing_on(wrapped, decoder) -> bool:
     """True when the decoder recomputes activations: HF's flag or the strategy's wrappers."""
-    if getattr(decoder, "is_gradient_checkpointing", False):
+    flag = "is_activation_checkpointing" if hasattr(type(decoder), "is_activation_checkpointing") \
+        else "is_gradient_checkpointing"  # transformers 5 renamed it; the old name warns
+    if getattr(decoder, flag, False):
         return True
     return any("CheckpointWrapper" in type(m).__name__ for m in wrapped.modules())
 
@@ -160,7 +171,7 @@ def synthetic_batch(model, tokenizer, batch: int, seq: int, device) -> dict:
 
 
 def run_case(args) -> dict:
-    absent = allow_missing_media_decoders()
+    absent = allow_missing_media_packages()
     import lightning as L
     import torch
     from torch.utils.data import DataLoader
@@ -213,7 +224,7 @@ def run_case(args) -> dict:
         "step_s": round(step_s, 4), "tokens_per_s": round(tokens_per_s, 1),
         "mfu_vs_989": round(tokens_per_s * flops_per_token / PEAK_FLOPS, 4),
         "max_mem_gb": round(torch.cuda.max_memory_allocated() / 2**30, 1) if on_gpu else None,
-        "gradient_checkpointing": timer.checkpointing, "absent_media_decoders": absent,
+        "gradient_checkpointing": timer.checkpointing, "absent_packages": absent,
     }
 
 
