@@ -1,6 +1,6 @@
 """Host memory of the stage-1 path, against the bytes of the weights (issue 15's targets).
 
-    python benchmarks/memory.py                          # the 0.83B shape, ~5-10 min on 2 cores
+    python benchmarks/memory.py                          # the 0.83B shape, ~4-5 min on 2 cores
     python benchmarks/memory.py --shape tiny --out m.json
     python benchmarks/memory.py --shape hidden=1024,layers=8,heads=8,intermediate=2816,vocab=32000
     python benchmarks/memory.py --plan [--measured m.json]   # the 7B table per stage and strategy
