@@ -193,7 +193,7 @@ def run_case(args) -> dict:
         torch.set_default_dtype(dtype)
         start = time.perf_counter()
         with device:  # random weights made where they train: no host copy of the 7B decoder
-            model, tokenizer = build_model(recipe.model)
+            model, tokenizer = build_model(recipe.model, dtype)
         torch.set_default_dtype(default_dtype)
         build_s = time.perf_counter() - start
     apply_trainable(model, recipe.model.trainable)
@@ -204,7 +204,7 @@ def run_case(args) -> dict:
     timer = StepTimer(sync)
     steps = args.warmup + args.steps
     trainer = L.Trainer(
-        accelerator=args.accelerator, devices=1, strategy=build_strategy(recipe.trainer), precision=args.precision,
+        accelerator=args.accelerator, devices=1, strategy=build_strategy(recipe.trainer, recipe.model.decoder.gradient_checkpointing), precision=args.precision,
         max_steps=steps, logger=False, enable_checkpointing=False, enable_progress_bar=False,
         enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
         use_distributed_sampler=False, callbacks=[timer.callback], default_root_dir=tempfile.mkdtemp(),
