@@ -209,6 +209,11 @@ def run_case(args) -> dict:
         enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
         use_distributed_sampler=False, callbacks=[timer.callback], default_root_dir=tempfile.mkdtemp(),
     )
+    # Each item is a whole prepared batch; DeepSpeed reads the micro-batch size for its
+    # throughput logs from the loader's batch sampler, which a batch_size=None loader lacks.
+    strategy = trainer.strategy
+    if hasattr(strategy, "config") and isinstance(strategy.config, dict):
+        strategy.config.setdefault("train_micro_batch_size_per_gpu", args.batch)
     loader = DataLoader([data] * steps, batch_size=None, collate_fn=lambda b: b)
     trainer.fit(GroundingLitModule(model, recipe), train_dataloaders=loader)
     step_s = statistics.median(timer.times[args.warmup:])
