@@ -102,7 +102,14 @@ class Modality(nn.Module, abc.ABC):
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Frozen features of a batch of transformed inputs: (B, ...) -> (B, N, C)."""
+        """Frozen features of a batch of transformed inputs: (B, ...) -> (B, N, C).
+
+        Float inputs are cast to the encoder's dtype: a model built in bf16 (``bf16-true``)
+        still receives fp32 pixels and waveforms from ``transform``.
+        """
+        weight = next((p for p in self.encoder.parameters() if p.is_floating_point()), None)
+        if weight is not None and x.is_floating_point():
+            x = x.to(weight.dtype)
         return self.encoder(x)
 
     def adapt(self, features: torch.Tensor) -> torch.Tensor:

@@ -116,7 +116,8 @@ class FeatureStore:
             x = torch.stack([modality.transform(m, train=False) for _, m in loaded])
             out = modality.encode(x)
             for (path, media), f in zip(loaded, out):
-                features[self._key(path)] = f.contiguous().clone()
+                # fp32 whatever the encoder's dtype: the cache is shared by stages of any precision.
+                features[self._key(path)] = f.float().contiguous().clone()
                 meta[self._key(path)] = _meta_of(media)
         self._save(name)
         return len(paths)
