@@ -26,7 +26,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             super().save_checkpoint(checkpoint, tmp, storage_options)
             _fsync_file(tmp)
             os.replace(tmp, path)
-            _fsync_dir(os.path.dirname(os.path.abspath(path)))  # make the rename itself durable
+            fsync_dir(os.path.dirname(os.path.abspath(path)))  # make the rename itself durable
         finally:
             if os.path.exists(tmp):
                 os.remove(tmp)
@@ -37,7 +37,7 @@ def _fsync_file(path: str) -> None:
         os.fsync(f.fileno())
 
 
-def _fsync_dir(path: str) -> None:
+def fsync_dir(path: str) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

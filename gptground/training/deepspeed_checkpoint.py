@@ -9,12 +9,11 @@ from building the model again, checked by the fingerprint in the checkpoint.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from lightning.pytorch.strategies import DeepSpeedStrategy, StrategyRegistry
 
-from gptground.training.folder_checkpoint import publish_folder, remove, temporary_sibling
+from gptground.training.folder_checkpoint import save_folder_atomically
 
 
 class AtomicDeepSpeedStrategy(DeepSpeedStrategy):
@@ -24,16 +23,9 @@ class AtomicDeepSpeedStrategy(DeepSpeedStrategy):
         super().__init__(exclude_frozen_parameters=True, **kwargs)
 
     def save_checkpoint(self, checkpoint: dict, filepath, storage_options: Any = None) -> None:
-        path = os.fspath(self.broadcast(filepath))
-        tmp = temporary_sibling(path)
-        if self.global_rank == 0:
-            remove(tmp)  # a save killed half-way
-        self.barrier("checkpoint-tmp-clean")
-        super().save_checkpoint(checkpoint, tmp, storage_options)
-        self.barrier("checkpoint-written")  # every rank's files are on disk before the rename
-        if self.global_rank == 0:
-            publish_folder(tmp, path)
-        self.barrier("checkpoint-published")
+        save_folder_atomically(
+            self, filepath, lambda tmp: super(AtomicDeepSpeedStrategy, self).save_checkpoint(checkpoint, tmp, storage_options)
+        )
 
 
 def deepspeed_strategy(name: str) -> AtomicDeepSpeedStrategy:

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
+
+from gptground.training.checkpoint_io import fsync_dir
 
 TMP_SUFFIX = ".tmp"  # the folder being written
 OLD_SUFFIX = ".old"  # the previous checkpoint, between the two renames of a publish
@@ -37,13 +40,23 @@ def publish_folder(tmp: str, path: str) -> None:
         remove(old)  # left by a kill after the first rename of an earlier publish: path is newer
         os.rename(path, old)
     os.rename(tmp, path)
-    _fsync_dir(os.path.dirname(os.path.abspath(path)))  # make the renames durable
+    fsync_dir(os.path.dirname(os.path.abspath(path)))  # make the renames durable
     remove(old)
 
 
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def save_folder_atomically(strategy, filepath, write: Callable[[str], None]) -> None:
+    """Every rank runs ``write(tmp)`` into ``<path>.tmp``; rank 0 then publishes it as ``path``.
+
+    ``strategy`` is the distributed strategy (its broadcast, barriers and rank); every rank
+    calls this, and returns once the checkpoint is published.
+    """
+    path = os.fspath(strategy.broadcast(filepath))
+    tmp = temporary_sibling(path)
+    if strategy.global_rank == 0:
+        remove(tmp)  # a save killed half-way
+    strategy.barrier("checkpoint-tmp-clean")
+    write(tmp)
+    strategy.barrier("checkpoint-written")  # every rank's files are on disk before the rename
+    if strategy.global_rank == 0:
+        publish_folder(tmp, path)
+    strategy.barrier("checkpoint-published")

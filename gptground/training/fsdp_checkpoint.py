@@ -29,7 +29,7 @@ from torch.distributed.checkpoint import FileSystemReader
 from torch.distributed.checkpoint.optimizer import load_sharded_optimizer_state_dict
 from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
 
-from gptground.training.folder_checkpoint import publish_folder, remove, temporary_sibling
+from gptground.training.folder_checkpoint import save_folder_atomically
 
 MODULE_KEY = "model"  # the module state inside a Lightning sharded checkpoint folder
 
@@ -42,16 +42,9 @@ class ShardedFSDPStrategy(FSDPStrategy):
 
     def save_checkpoint(self, checkpoint: dict, filepath, storage_options: Any = None) -> None:
         """Every rank writes its shard into ``<path>.tmp``; rank 0 then renames it to ``path``."""
-        path = os.fspath(self.broadcast(filepath))
-        tmp = temporary_sibling(path)
-        if self.global_rank == 0:
-            remove(tmp)  # a save killed half-way
-        self.barrier("checkpoint-tmp-clean")
-        super().save_checkpoint(checkpoint, tmp, storage_options)
-        self.barrier("checkpoint-written")  # every shard is on disk before the rename
-        if self.global_rank == 0:
-            publish_folder(tmp, path)
-        self.barrier("checkpoint-published")
+        save_folder_atomically(
+            self, filepath, lambda tmp: super(ShardedFSDPStrategy, self).save_checkpoint(checkpoint, tmp, storage_options)
+        )
 
     def load_checkpoint(self, checkpoint_path, weights_only: bool | None = None) -> dict[str, Any]:
         """Load the module keys the checkpoint holds (and the optimizer state when fitting).
