@@ -10,7 +10,7 @@ import sys
 EXAMPLES = """examples:
   gptground run recipes/demo.yaml                       # the embedded default, CPU, no downloads
   gptground run recipes/tiny/stage1.yaml trainer.max_steps=20 data.batch_size=4
-  gptground run recipes/stage3.yaml model.init_from=lightning_logs/stage2/version_0/model
+  gptground run recipes/stage3.yaml model.init_from=stage2   # the newest finished stage2 folder
   lightning run recipes/stage3.yaml trainer.devices=8 trainer.num_nodes=2
   gptground score preds.jsonl --task tvg
   gptground data synth --out data/synth
