@@ -1,4 +1,7 @@
-"""FSDP2 (torch's ``fully_shard``) applied as ``trainer.strategy=fsdp2`` applies it.
+"""FSDP2 (torch's ``fully_shard``) per decoder layer, as a ``configure_model`` under
+Lightning's ModelParallelStrategy would apply it. Not yet a recipe strategy: that also
+needs a full-state gather for the model folder and trained-state-only distributed
+checkpoints (see ``fsdp_checkpoint``); the freezing tests use it to check FSDP2.
 
 Each LlamaDecoderLayer is its own unit (its parameters are gathered for its forward and
 backward, then freed), and the root unit holds the rest: the embeddings, final norm,
