@@ -42,6 +42,7 @@ import argparse
 import importlib.util
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -254,10 +255,17 @@ def launch(args, stage: str, strategy: str, out: Path) -> dict:
     proc = subprocess.run(command, env=env, cwd=str(ROOT), stderr=subprocess.PIPE, text=True)
     if proc.returncode == 0:
         return json.loads(result.read_text())
-    tail = proc.stderr.strip().splitlines()[-1:] or ["(no message)"]
     sys.stderr.write(proc.stderr[-4000:])
     status = "out of memory" if "OutOfMemoryError" in proc.stderr or "out of memory" in proc.stderr else "failed"
-    return {"stage": stage, "strategy": strategy, "status": status, "reason": tail[0][:300]}
+    return {"stage": stage, "strategy": strategy, "status": status, "reason": failure_reason(proc.stderr)[:300]}
+
+
+def failure_reason(stderr: str) -> str:
+    """The exception line of a failed case: the last line naming an Error or Exception (a
+    process group's shutdown warnings can follow it), else the last line."""
+    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
+    errors = [line for line in lines if re.search(r"\w(Error|Exception)\b", line) and "Warning" not in line]
+    return (errors or lines or ["(no message)"])[-1]
 
 
 def add_ratios(rows: list[dict], baseline: dict | None) -> None:

@@ -61,3 +61,13 @@ def test_launcher_writes_a_row_per_case_and_says_why_one_is_skipped(tmp_path, mo
     assert done.returncode == 0, done.stderr[-3000:]
     rows = json.loads((tmp_path / "scale_gpu.json").read_text())["rows"]
     assert [(r["stage"], r["status"]) for r in rows] == [("1", "ok"), ("2", "ok")]
+
+
+def test_a_failed_case_reports_its_exception_not_the_shutdown_warning_after_it():
+    stderr = (
+        "Traceback (most recent call last):\n"
+        "[rank0]: torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 24.69 GiB.\n"
+        "[rank0]:[W1204 ProcessGroupNCCL.cpp:1575] Warning: WARNING: destroy_process_group() was not called\n"
+    )
+    assert scale_gpu.failure_reason(stderr) == "[rank0]: torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 24.69 GiB."
+    assert scale_gpu.failure_reason("just one line\n") == "just one line"
