@@ -29,8 +29,6 @@ from gptground.model.lora import merged_state_dict
 from gptground.model.safetensors_io import INDEX_FILE, MAX_SHARD_BYTES, SINGLE_FILE, weight_files, write_weights
 
 CONFIG_FILE = "config.yaml"
-WEIGHTS_FILE = SINGLE_FILE
-WEIGHTS_INDEX_FILE = INDEX_FILE
 TOKENIZER_DIR = "tokenizer"
 DECODER_CONFIG_FILE = "decoder_config.json"
 ARCHITECTURE_FILE = "architecture.json"
@@ -109,7 +107,7 @@ def folder_weight_files(path: str) -> list[str]:
     """The folder's weight files (one, or the shards of its index)."""
     files = weight_files(path)
     if not files:
-        raise FileNotFoundError(f"{path} is not a GPTGround model folder: no {WEIGHTS_FILE} or {WEIGHTS_INDEX_FILE}")
+        raise FileNotFoundError(f"{path} is not a GPTGround model folder: no {SINGLE_FILE} or {INDEX_FILE}")
     return files
 
 

@@ -93,6 +93,5 @@ def test_fsdp_end_of_training_saves_the_gathered_state_without_a_second_model(mo
     monkeypatch.setattr(run_module, "build_model", no_rebuild)
     trainer = type("Trainer", (), {"strategy": strategy, "is_global_zero": True})()
     with run_module._whole_weights(trainer, model) as state:
-        pass
-    expected = merged_state_dict(model)
-    assert state.keys() == expected.keys() and all(torch.equal(state[k], v) for k, v in expected.items())
+        expected = merged_state_dict(model)
+        assert state.keys() == expected.keys() and all(torch.equal(state[k], v) for k, v in expected.items())
