@@ -298,3 +298,27 @@ def test_clip_keeps_its_second_to_last_layer_by_default():
 
     assert VideoConfig(frame_encoder="tiny", frame_qformer="tiny").frame_feature_layer == -2
     assert VideoConfig(frame_encoder_type="eva_vit_g", frame_encoder="tiny", frame_qformer="tiny").frame_feature_layer is None
+
+
+def test_qformer_for_another_tower_width_is_refused(blip2):
+    with pytest.raises(CheckpointFormatError, match=r"176-d image features.*32-d.*blip2_pretrained_flant5xxl"):
+        build_modality("video", {**TINY_VIDEO, "image_size": SIZE, "tiny_encoder": {"patch_size": PATCH},
+                                 "frame_qformer": str(blip2["root"] / "blip2")}, d_model=16)
+
+
+# --- the real EVA ViT-g/14, on the meta device (shapes only, no memory) --------------------------
+def test_real_eva_vit_g_matches_transformers_blip2_vision_defaults_key_for_key():
+    """EvaViTShape() is BLIP-2's tower: transformers' default Blip2VisionConfig (EVA ViT-g at
+    224 px, 39 layers) maps onto it with every key and shape in place; 257 tokens of 1408."""
+    from transformers import Blip2VisionConfig
+
+    from modalities.eva_vit_checkpoints import _map_hf_keys
+
+    with torch.device("meta"):
+        ours = EvaViT(EvaViTShape())
+        theirs = Blip2VisionModel(Blip2VisionConfig())
+    mapped = _map_hf_keys(theirs.state_dict(), "hf", KEY)
+    assert {k: v.shape for k, v in mapped.items()} == {k: v.shape for k, v in ours.state_dict().items()}
+    assert ours.pos_embed.shape == (1, 257, 1408) and len(ours.blocks) == 39
+    assert ours.blocks[0].attn.num_heads == 16 and ours.blocks[0].mlp.fc1.out_features == 6144
+    assert 0.98e9 < sum(p.numel() for p in ours.parameters()) < 0.99e9  # EVA ViT-g without its 40th block
