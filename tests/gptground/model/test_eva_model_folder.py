@@ -7,9 +7,11 @@ import shutil
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
-from gptground.config import ModelConfig
+from gptground.config import ModelConfig, load_recipe
+from gptground.config.errors import RecipeError
 from gptground.model.build import build_model, load_model
 from gptground.model.folder import ARCHITECTURE_FILE, save_model_folder
 from modalities.eva_vit import EvaViT, EvaViTShape
@@ -19,6 +21,7 @@ from modalities.video import VideoConfig
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_model_folder import DECODER, logits  # noqa: E402
 
+TINY_STAGE1 = Path(__file__).resolve().parents[3] / "recipes" / "tiny" / "stage1.yaml"
 # One head of EVA's 88 channels: a LAVIS-layout file's head count is width // 88.
 EVA = EvaViTShape(image_size=32, patch_size=8, width=88, depth=3, num_heads=1, mlp_width=128)
 
@@ -71,3 +74,11 @@ def test_eva_folder_loads_into_bf16(tmp_path):
     loaded, tokenizer2, _ = load_model(folder, torch.bfloat16)
     assert {p.dtype for p in loaded.modalities["video"].parameters()} == {torch.bfloat16}
     assert torch.isfinite(logits(loaded, tokenizer2)).all()
+
+
+def test_a_recipe_override_selects_eva_and_a_bad_value_names_the_key():
+    recipe = load_recipe(str(TINY_STAGE1), ["model.modalities.video.frame_encoder_type=eva_vit_g"])
+    video = recipe.model.modalities["video"]
+    assert (video.frame_encoder_type, video.frame_feature_layer) == ("eva_vit_g", None)
+    with pytest.raises(RecipeError, match=r"model\.modalities\.video\.frame_encoder_type"):
+        load_recipe(str(TINY_STAGE1), ["model.modalities.video.frame_encoder_type=eva"])
