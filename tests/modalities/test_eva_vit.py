@@ -273,6 +273,12 @@ def test_eva_record_rebuilds_the_modules_without_the_checkpoint(blip2):
     torch.testing.assert_close(rebuilt.encode(frames), video.encode(frames))
 
 
+def test_a_record_with_other_eva_blocks_is_refused_naming_the_key():
+    record = build_modality("video", TINY_VIDEO, d_model=16).architecture()  # 2 blocks
+    with pytest.raises(CheckpointFormatError, match=r"frame_feature_layer.*runs 2 blocks, the recipe asks for 1"):
+        build_modality("video", {**TINY_VIDEO, "frame_feature_layer": 1}, d_model=16, architecture=record)
+
+
 def test_a_record_of_the_other_tower_type_is_refused_naming_the_key():
     clip_record = build_modality("video", {**TINY_VIDEO, "frame_encoder_type": "clip"}, d_model=16).architecture()
     with pytest.raises(CheckpointFormatError, match=r"frame_encoder_type.*'clip'.*'eva_vit_g'"):
