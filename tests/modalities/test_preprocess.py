@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from media_factory import make_exif_rotated_jpeg, make_video, ramp_value
 from PIL import Image
 from torchaudio.compliance import kaldi
+from torchvision.transforms import RandomResizedCrop
 from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
 from modalities import build_modality
@@ -170,12 +171,18 @@ def test_short_clips_give_every_frame_once_not_repeats(videos, tmp_path):
 
 def test_groundinggpt_training_crop_is_resized_back_and_truncated(videos, clip_path):
     _, groundinggpt = videos
-    media = groundinggpt.load(clip_path)
+    media = groundinggpt.load(clip_path)  # (F, 3, 32, 32), squashed by the decoder
     torch.manual_seed(0)
     crop = groundinggpt.transform(media, train=True)
-    assert crop.shape == (F_VIDEO, 3, SIZE, SIZE)
-    uint8 = crop * STD * 255 + MEAN * 255  # back to 0-255: whole numbers after ToUint8
-    assert torch.allclose(uint8, uint8.round(), atol=1e-3)
+    # The reference's RandomResizedCropVideo: one box for all frames, resized back with
+    # interpolate(bicubic, align_corners=False), then ToUint8 (truncation).
+    torch.manual_seed(0)
+    top, left, height, width = RandomResizedCrop.get_params(media.data[0], [0.8, 1.0], [3 / 4, 4 / 3])
+    box = media.data[..., top:top + height, left:left + width].float()
+    assert (height, width) != (SIZE, SIZE)  # a real crop
+    resized = F.interpolate(box, size=(SIZE, SIZE), mode="bicubic", align_corners=False)
+    expected = clip_normalise(resized.clamp(0, 255).to(torch.uint8))
+    torch.testing.assert_close(crop, expected, atol=1e-5, rtol=0)
     uncropped = dataclasses.replace(groundinggpt.config, train_crop_scale=(1.0, 1.0), train_crop_ratio=(1.0, 1.0))
     no_crop = build_modality("video", uncropped, d_model=16)
     assert torch.equal(no_crop.transform(media, train=True), groundinggpt.transform(media, train=False))
