@@ -1,12 +1,22 @@
-"""The video modality: F sampled frames -> frozen CLIP + BLIP-2 Q-Former -> video Q-Former.
+"""The video modality: F sampled frames -> frozen image tower + BLIP-2 Q-Former -> video Q-Former.
 
 Reference (GroundingGPT): 64 frames at 224 px; per frame a frozen image encoder and a frozen
 BLIP-2 Q-Former (32 queries of 768); then, trainable, a learned frame position embedding
 (64 x 768), a 2-layer video Q-Former with 64 queries and Linear(768 -> d_model): 64 tokens.
-GroundingGPT's frame encoder was EVA ViT-g; this project's design uses CLIP ViT-L/14, whose
-matching BLIP-2 Q-Former is LAVIS's ``pretrain_vitL`` checkpoint (``blip2_pretrained_vitL.pth``,
-https://storage.googleapis.com/sfr-vision-language-research/LAVIS/models/BLIP2/blip2_pretrained_vitL.pth),
-trained on CLIP-L/14's second-to-last layer with the CLS token kept: the defaults here.
+
+Two frame towers (``frame_encoder_type``), each with the BLIP-2 Q-Former trained on it:
+
+- ``clip`` (default): CLIP ViT-L/14, whose matching BLIP-2 Q-Former is LAVIS's ``pretrain_vitL``
+  checkpoint (``blip2_pretrained_vitL.pth``,
+  https://storage.googleapis.com/sfr-vision-language-research/LAVIS/models/BLIP2/blip2_pretrained_vitL.pth),
+  trained on CLIP-L/14's second-to-last layer with the CLS token kept. This project's design:
+  a smaller tower, shared with the image branch's family, for training from scratch.
+- ``eva_vit_g``: EVA ViT-g/14 (``modalities.eva_vit``) with the 1408-wide BLIP-2 Q-Former of
+  ``blip2_pretrained_flant5xxl.pth``. GroundingGPT's released video branch was trained on this
+  tower, so using (or fine-tuning) the released model needs it: its video Q-Former only
+  understands these frame features.
+
+Either way BLIP-2's ``ln_vision`` is the frame Q-Former's ``vision_norm`` and runs once.
 
 Shapes: ``transform`` gives (F, 3, S, S) float; ``encode`` maps (B, F, 3, S, S) to frame
 tokens (B, F, 32, 768) (kept per frame so the adapter can add one position per frame);
@@ -37,6 +47,8 @@ from modalities.clip import (
     load_clip_vision,
 )
 from modalities.errors import CheckpointFormatError
+from modalities.eva_vit import EvaViT, EvaViTShape
+from modalities.eva_vit_checkpoints import load_eva_vit
 from modalities.image import pad_to_square, resize_normalise
 from modalities.io import MediaSource
 from modalities.qformer import (
@@ -85,8 +97,17 @@ class VideoConfig:
 
     num_frames: int = 64  # frames sampled per clip (F); short clips repeat frames
     image_size: int = 224  # frame side in pixels after pad-to-square and resize
-    frame_encoder: str = "openai/clip-vit-large-patch14"  # CLIP vision HF folder / hub id, or "tiny"
-    frame_feature_layer: int = -2  # frame encoder hidden state read by the Q-Former (CLS kept)
+    # Which frame tower: "clip" (CLIP vision) or "eva_vit_g" (EVA ViT-g/14, GroundingGPT's;
+    # frame_qformer must then be the 1408-wide blip2_pretrained_flant5xxl.pth or a BLIP-2 folder).
+    frame_encoder_type: str = "clip"
+    # clip: a CLIP vision HF folder / hub id; eva_vit_g: a LAVIS eva_vit_g.pth (.pth/.safetensors
+    # in LAVIS's eva_vit names) or a transformers BLIP-2 / Blip2VisionModel folder / hub id; or "tiny".
+    frame_encoder: str = "openai/clip-vit-large-patch14"
+    # Frame tower output the Q-Former reads (CLS kept). clip: a hidden state as counted in
+    # output_hidden_states (None = -2, BLIP-2's ViT-L choice). eva_vit_g: how many blocks run,
+    # counted from the first (None = BLIP-2's 39, all of a tiny tower); not from the end, as
+    # EVA files hold 40 blocks (eva_vit_g.pth) or 39 (BLIP-2 / GroundingGPT / HF folders).
+    frame_feature_layer: int | None = None
     frame_qformer: str = "blip2_pretrained_vitL.pth"  # LAVIS BLIP-2 file, HF BLIP-2 folder / hub id, or "tiny"
     frame_batch_size: int = 64  # frames per frozen-encoder forward pass (bounds memory)
     num_queries: int = 64  # decoder tokens per video (video Q-Former queries, over all windows)
@@ -113,7 +134,7 @@ class VideoConfig:
     train_crop_scale: tuple[float, float] = (0.8, 1.0)  # training crop area fraction range; (1, 1) = no crop
     train_crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)  # training crop aspect ratio range (w / h)
     max_frame_pixels: int = 40_000_000  # refuse videos whose frames have more pixels than this
-    tiny_encoder: TinyVisionShape = field(default_factory=TinyVisionShape)  # shape if frame_encoder="tiny"
+    tiny_encoder: TinyVisionShape = field(default_factory=TinyVisionShape)  # shape if frame_encoder="tiny" (either type)
     tiny_qformer: TinyFrameQFormerShape = field(default_factory=TinyFrameQFormerShape)  # if frame_qformer="tiny"
     recipe_key: str = "model.modalities.video"  # where this section sits in the recipe, for errors
 
@@ -138,8 +159,22 @@ class VideoConfig:
                 raise ValueError(f"VideoConfig.{name} must be >= 1, got {getattr(self, name)}")
         if not self.frame_encoder or not self.frame_qformer:
             raise ValueError("VideoConfig.frame_encoder and VideoConfig.frame_qformer must be set (or 'tiny')")
+        if self.frame_encoder_type not in FRAME_ENCODER_TYPES:
+            raise ValueError(
+                f"`{self.key('frame_encoder_type')}` must be one of {list(FRAME_ENCODER_TYPES)}, "
+                f"got {self.frame_encoder_type!r}"
+            )
+        if self.frame_feature_layer is None and self.frame_encoder_type == CLIP:
+            self.frame_feature_layer = -2  # BLIP-2's ViT-L Q-Former reads CLIP's second-to-last layer
         if self.frame_feature_layer == 0:
             raise ValueError("VideoConfig.frame_feature_layer must not be 0 (the embeddings, before any layer)")
+        if self.frame_encoder_type == EVA_VIT_G and self.frame_feature_layer is not None and self.frame_feature_layer < 1:
+            raise ValueError(
+                f"`{self.key('frame_feature_layer')}` is {self.frame_feature_layer}, but with "
+                f"`{self.key('frame_encoder_type')}: eva_vit_g` it counts the blocks to run from the first "
+                "(BLIP-2: 39), or is unset for that default: EVA checkpoints hold 40 or 39 blocks, so a "
+                "layer counted from the end would mean different blocks in different files"
+            )
         low, high = self.train_crop_scale
         if not 0.0 < low <= high <= 1.0:
             raise ValueError(f"VideoConfig.train_crop_scale must satisfy 0 < low <= high <= 1, got {self.train_crop_scale}")
@@ -162,6 +197,11 @@ class VideoConfig:
         return f"{self.recipe_key}.{field_name}"
 
 
+CLIP = "clip"
+EVA_VIT_G = "eva_vit_g"
+FRAME_ENCODER_TYPES = (CLIP, EVA_VIT_G)
+
+
 def _pair(value: Sequence[float], name: str) -> tuple[float, float]:
     if len(value) != 2:
         raise ValueError(f"VideoConfig.{name} must be two numbers (low, high), got {value}")
@@ -169,13 +209,24 @@ def _pair(value: Sequence[float], name: str) -> tuple[float, float]:
 
 
 class FrameEncoder(nn.Module):
-    """Frozen per-frame features: (B, F, 3, S, S) -> (B, F, Q, H) BLIP-2 query outputs."""
+    """Frozen per-frame features: (B, F, 3, S, S) -> (B, F, Q, H) BLIP-2 query outputs.
 
-    def __init__(self, clip: CLIPFeatures, qformer: BlipQFormer, frame_batch_size: int):
+    The tower (``CLIPFeatures`` or ``EvaViT``, (N, 3, S, S) -> (N, T, C) raw tokens) sits
+    under its own attribute, which is its weights' key prefix in a model folder: ``clip.*``
+    (as folders have always had it) or ``eva.*`` (then LAVIS's eva_vit names). The Q-Former
+    applies BLIP-2's ``ln_vision`` (its ``vision_norm``) to those tokens.
+    """
+
+    def __init__(self, tower: CLIPFeatures | EvaViT, qformer: BlipQFormer, frame_batch_size: int):
         super().__init__()
-        self.clip = clip
+        self.tower_name = "eva" if isinstance(tower, EvaViT) else "clip"
+        self.add_module(self.tower_name, tower)
         self.qformer = qformer
         self.frame_batch_size = frame_batch_size
+
+    @property
+    def tower(self) -> CLIPFeatures | EvaViT:
+        return getattr(self, self.tower_name)
 
     @property
     def num_queries(self) -> int:
@@ -188,7 +239,7 @@ class FrameEncoder(nn.Module):
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         B, F = frames.shape[:2]
         flat = frames.flatten(0, 1)  # (B*F, 3, S, S)
-        chunks = [self.qformer(self.clip(chunk)) for chunk in flat.split(self.frame_batch_size)]
+        chunks = [self.qformer(self.tower(chunk)) for chunk in flat.split(self.frame_batch_size)]
         return torch.cat(chunks).unflatten(0, (B, F))  # (B, F, Q, H)
 
 
@@ -235,9 +286,12 @@ class VideoModality(Modality):
         return self.config.num_queries
 
     def architecture(self) -> dict[str, Any]:
-        """The frame encoder's CLIP config and the BLIP-2 Q-Former's shape."""
+        """The frame tower's type and shape (CLIP: its HF config; EVA: its EvaViTShape) and the
+        BLIP-2 Q-Former's shape. A record without a type (older folders) is CLIP."""
+        tower = self.encoder.tower
         return {
-            "frame_encoder": clip_vision_record(self.encoder.clip),
+            "frame_encoder_type": self.config.frame_encoder_type,
+            "frame_encoder": tower.shape.record() if isinstance(tower, EvaViT) else clip_vision_record(tower),
             "frame_qformer": blip_qformer_record(self.encoder.qformer),
         }
 
@@ -265,10 +319,13 @@ class VideoModality(Modality):
 def _build_frame_encoder(config: VideoConfig, architecture: Mapping[str, Any] | None) -> FrameEncoder:
     """From the checkpoints the config names, or (``architecture``) from a saved folder's record."""
     if architecture:
-        clip = clip_vision_from_record(architecture["frame_encoder"], config.key("frame_encoder"), config.image_size)
-    else:
-        clip = load_clip_vision(config.frame_encoder, config.key("frame_encoder"), config.tiny_encoder, config.image_size)
-    features = CLIPFeatures(clip, config.frame_feature_layer, drop_cls=False)
+        recorded = architecture.get("frame_encoder_type", CLIP)
+        if recorded != config.frame_encoder_type:
+            raise CheckpointFormatError(
+                "the saved model folder", config.key("frame_encoder_type"),
+                f"its video frames were encoded with {recorded!r}, the recipe asks for {config.frame_encoder_type!r}",
+            )
+    features = _build_tower(config, architecture)
     if architecture:
         qformer = blip_qformer_from_record(architecture["frame_qformer"])
     else:
@@ -280,6 +337,27 @@ def _build_frame_encoder(config: VideoConfig, architecture: Mapping[str, Any] | 
             config.frame_qformer, config.key("frame_qformer"),
             f"this Q-Former reads {qformer.config.encoder_hidden_size}-d image features but "
             f"`{config.key('frame_encoder')}` gives {features.hidden_size}-d ones; a BLIP-2 Q-Former "
-            "only fits the image encoder it was trained with (ViT-L/14: blip2_pretrained_vitL.pth)",
+            "only fits the image encoder it was trained with (CLIP ViT-L/14: blip2_pretrained_vitL.pth; "
+            "EVA ViT-g/14: blip2_pretrained_flant5xxl.pth or another 1408-wide BLIP-2)",
         )
     return FrameEncoder(features, qformer, config.frame_batch_size)
+
+
+def _build_tower(config: VideoConfig, architecture: Mapping[str, Any] | None) -> CLIPFeatures | EvaViT:
+    """The frame tower, cut to the output the Q-Former reads: (N, 3, S, S) -> (N, T, C)."""
+    key = config.key("frame_encoder")
+    if config.frame_encoder_type == EVA_VIT_G:
+        if not architecture:
+            return load_eva_vit(config.frame_encoder, key, config.tiny_encoder, config.image_size,
+                                blocks=config.frame_feature_layer)
+        shape = EvaViTShape.from_record(architecture["frame_encoder"])
+        if shape.image_size != config.image_size:
+            raise CheckpointFormatError(
+                "the saved model folder", key, f"its EVA tower takes {shape.image_size} px inputs, the recipe asks for {config.image_size}"
+            )
+        return EvaViT(shape)  # already cut to the blocks it runs; weights come from the folder
+    if architecture:
+        clip = clip_vision_from_record(architecture["frame_encoder"], key, config.image_size)
+    else:
+        clip = load_clip_vision(config.frame_encoder, key, config.tiny_encoder, config.image_size)
+    return CLIPFeatures(clip, config.frame_feature_layer, drop_cls=False)
