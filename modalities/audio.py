@@ -9,6 +9,18 @@ Short files: a file shorter than a window fills every window with the whole file
 at 0); its features are padded at the end with 0 up to 204 frames, as ImageBind pads every
 clip, and a file shorter than one 25 ms frame (even one sample) is first zero-padded to one
 frame. Silence gives finite features (log of float eps), never NaN.
+
+``preprocess: groundinggpt``: GroundingGPT feeds sound through ImageBind's
+``load_and_transform_audio_data`` (``lego/serve/cli.py``, ``lego/train/train.py``), whose
+filterbank, 204-frame padding, mean/std and window placement this module already follows.
+What differs, and changes with the setting:
+
+* channel 0 of a multi-channel file, not the average of the channels (ImageBind resamples
+  every channel, and kaldi's ``fbank`` reads channel 0 of its input);
+* window placement from the *resampled* length and sample offsets truncated
+  (``imagebind_window_samples``), not from the file's duration and rounded.
+
+Not reproduced: a file shorter than one 25 ms frame, which ImageBind's fbank refuses.
 """
 
 from __future__ import annotations
@@ -21,7 +33,14 @@ from typing import Any
 import torch
 
 from modalities.audio_decode import load_waveform
-from modalities.audio_features import SAMPLE_RATE, WINDOW_PLACEMENTS, window_fbanks, window_times
+from modalities.audio_features import (
+    SAMPLE_RATE,
+    WINDOW_PLACEMENTS,
+    imagebind_window_samples,
+    window_fbanks,
+    window_samples,
+    window_times,
+)
 from modalities.base import Media, Modality, register_modality
 from modalities.checkpoints import TINY
 from modalities.imagebind_audio import (
@@ -31,6 +50,7 @@ from modalities.imagebind_audio import (
     encoder_dims,
 )
 from modalities.io import MediaSource, source_name
+from modalities.preprocess import GROUNDINGGPT, check_preprocess
 from modalities.qformer import QFormerAdapter, QFormerConfig
 
 RECIPE_KEY = "model.modalities.audio"
@@ -94,10 +114,19 @@ class AudioConfig:
     """Standardise each channel of the window embeddings before the Q-Former, with statistics
     learnt in training (``FeatureStandardizer``). Off in the reference; the tiny random
     encoder needs it (its embeddings are 98 % one shared vector)."""
+    preprocess: str | None = None
+    """Input pipeline, "default" or "groundinggpt" (modalities/preprocess.py); set from the
+    recipe's ``model.preprocess``, None = not set = "default"."""
     recipe_key: str = RECIPE_KEY
     """Where this section sits in the recipe, for error messages."""
 
     def __post_init__(self) -> None:
+        check_preprocess(self.preprocess, self.key("preprocess"))
+        self._require(
+            "window_placement",
+            self.preprocess != GROUNDINGGPT or self.window_placement == "imagebind",
+            "must be 'imagebind' with preprocess 'groundinggpt' (GroundingGPT's windows)",
+        )
         for name in _POSITIVE_INT_FIELDS:
             self._require(name, getattr(self, name) >= 1, "must be >= 1")
         self._require("encoder", bool(self.encoder), f"must be a checkpoint path or {TINY!r}")
@@ -203,36 +232,37 @@ class AudioModality(Modality):
             Media with ``data`` (N,) float32 at 16 kHz, ``duration`` in s, ``times`` (W, 2)
             [start, end] in s of the sound each window holds, ``sample_rate`` 16000.
         """
-        wave, duration = load_waveform(source, SAMPLE_RATE, self.config.max_duration_seconds)
-        times = window_times(
-            duration,
-            self.config.num_windows,
-            self.config.window_seconds,
-            self.config.window_placement,
-        )
+        c = self.config
+        if c.preprocess == GROUNDINGGPT:
+            return self._load_like_imagebind(source)
+        wave, duration = load_waveform(source, SAMPLE_RATE, c.max_duration_seconds)
+        times = window_times(duration, c.num_windows, c.window_seconds, c.window_placement)
+        return Media(data=wave, source=source_name(source), duration=duration, times=times, sample_rate=SAMPLE_RATE)
+
+    def _load_like_imagebind(self, source: MediaSource) -> Media:
+        """Channel 0, windows cut as ImageBind cuts them; ``meta["window_samples"]`` holds
+        their exact (W, 2) [first, end) samples, ``times`` the same in seconds (end clipped)."""
+        c = self.config
+        wave, duration = load_waveform(source, SAMPLE_RATE, c.max_duration_seconds, channel=0)
+        spans = imagebind_window_samples(wave.numel(), c.num_windows, c.window_seconds)
+        times = spans.clamp(max=wave.numel()).double() / SAMPLE_RATE
         return Media(
-            data=wave,
-            source=source_name(source),
-            duration=duration,
-            times=times,
-            sample_rate=SAMPLE_RATE,
+            data=wave, source=source_name(source), duration=duration, times=times.float(),
+            sample_rate=SAMPLE_RATE, meta={"window_samples": spans},
         )
 
     def transform(self, media: Media, train: bool) -> torch.Tensor:
         """(W, 1, num_mel_bins, target_frames) float32 features; identical for train and eval."""
-        if media.sample_rate != SAMPLE_RATE or media.times is None or media.data.dim() != 1:
+        spans_missing = self.config.preprocess == GROUNDINGGPT and "window_samples" not in media.meta
+        if media.sample_rate != SAMPLE_RATE or media.times is None or media.data.dim() != 1 or spans_missing:
             raise ValueError(
                 f"{media.source}: audio transform needs Media from AudioModality.load "
                 f"((N,) samples at {SAMPLE_RATE} Hz with window times), got data "
                 f"{tuple(media.data.shape)} at {media.sample_rate} Hz"
             )
         c = self.config
-        return window_fbanks(
-            media.data,
-            media.times[:, 0],
-            c.window_seconds,
-            c.num_mel_bins,
-            c.target_frames,
-            c.fbank_mean,
-            c.fbank_std,
-        )
+        if c.preprocess == GROUNDINGGPT:
+            spans = media.meta["window_samples"]
+        else:
+            spans = window_samples(media.times[:, 0], c.window_seconds)
+        return window_fbanks(media.data, spans, c.num_mel_bins, c.target_frames, c.fbank_mean, c.fbank_std)

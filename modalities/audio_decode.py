@@ -33,14 +33,16 @@ AUDIO_EXTENSIONS = frozenset(
 
 
 def load_waveform(
-    source: MediaSource, sample_rate: int, max_duration_s: float | None = None
+    source: MediaSource, sample_rate: int, max_duration_s: float | None = None, channel: int | None = None
 ) -> tuple[torch.Tensor, float]:
-    """Decode ``source``, mix it to mono and resample it.
+    """Decode ``source``, mix it to mono (or take one channel) and resample it.
 
     Args:
         source: local path, fsspec URL or binary file object.
         sample_rate: output samples per second (16000 for ImageBind).
         max_duration_s: refuse files longer than this many seconds (None: no limit).
+        channel: None: the average of all channels; k: channel k alone (GroundingGPT's
+            ImageBind loader reads channel 0 of a stereo file, see ``AudioModality.load``).
 
     Returns:
         (waveform (N,) float32 at ``sample_rate``, duration of the file in seconds).
@@ -54,7 +56,10 @@ def load_waveform(
     name = source_name(source)
     channels, native_rate = decode_audio(read_bytes(source), name, max_duration_s)
     duration_s = channels.shape[1] / native_rate
-    mono = channels.mean(dim=0)  # (N,): the average of all channels, any channel count
+    if channel is None:
+        mono = channels.mean(dim=0)  # (N,): the average of all channels, any channel count
+    else:
+        mono = channels[min(channel, channels.shape[0] - 1)]  # a mono file has only channel 0
     return resample(mono, native_rate, sample_rate), duration_s
 
 

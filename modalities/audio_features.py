@@ -9,6 +9,8 @@ A 2 s window gives 198 frames, so even full windows end in 6 columns of padding.
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import torch
 import torch.nn.functional as F
 from torchaudio.compliance import kaldi
@@ -53,10 +55,35 @@ def window_times(
     return torch.stack([starts, ends], dim=1).float()
 
 
+def window_samples(starts_s: torch.Tensor, window_s: float) -> torch.Tensor:
+    """(W, 2) int64 [first, end) sample of each window from starts in seconds (rounded)."""
+    starts = torch.tensor([round(float(s) * SAMPLE_RATE) for s in starts_s], dtype=torch.int64)
+    return torch.stack([starts, starts + round(window_s * SAMPLE_RATE)], dim=1)
+
+
+def imagebind_window_samples(num_samples: int, num_windows: int, window_s: float) -> torch.Tensor:
+    """(W, 2) int64 [first, end) sample of each window exactly as ImageBind cuts them.
+
+    Source: ``imagebind/data.py::load_and_transform_audio_data`` (the loader GroundingGPT's
+    ``lego/serve/cli.py`` and ``lego/train/train.py`` call), with pytorchvideo's
+    ``ConstantClipsPerVideoSampler(clip_duration=2, clips_per_video=3)``: the duration is
+    the *resampled* length / 16000 (a float); the room ``Fraction(max(duration - 2, 0))``
+    (float subtraction, then exact); window i starts at ``room / W * i`` and ends 2 s later,
+    both converted to samples by ``int(t * 16000)``: truncated, where ``window_samples``
+    rounds (one sample apart, e.g. 5.5 s: 18666 vs 18667). Ends past the file are cut by
+    the slicing.
+    """
+    room = Fraction(max(num_samples / SAMPLE_RATE - window_s, 0))
+    spans = []
+    for i in range(num_windows):
+        start = room / num_windows * i
+        spans.append((int(start * SAMPLE_RATE), int((start + Fraction(window_s)) * SAMPLE_RATE)))
+    return torch.tensor(spans, dtype=torch.int64)
+
+
 def window_fbanks(
     wave: torch.Tensor,
-    starts_s: torch.Tensor,
-    window_s: float,
+    spans: torch.Tensor,
     num_mel_bins: int,
     target_frames: int,
     mean: float,
@@ -66,16 +93,15 @@ def window_fbanks(
 
     Args:
         wave: (N,) float32 samples at ``SAMPLE_RATE``.
-        starts_s: (W,) window starts in seconds.
-        window_s: window length in seconds; a window past the end of ``wave`` is shorter.
+        spans: (W, 2) [first, end) sample of each window (``window_samples``); a window past
+            the end of ``wave`` is shorter.
         num_mel_bins, target_frames: feature size (128 x 204 for ImageBind).
         mean, std: normalisation statistics of the log-mel values.
 
     Returns:
         (W, 1, num_mel_bins, target_frames) float32: one 1-channel "image" per window.
     """
-    length = round(window_s * SAMPLE_RATE)
-    clips = [wave[round(float(s) * SAMPLE_RATE) :][:length] for s in starts_s]
+    clips = [wave[int(first):int(end)] for first, end in spans]
     fbanks = [fit_frames(log_mel(clip, num_mel_bins), target_frames) for clip in clips]
     return ((torch.stack(fbanks) - mean) / std).unsqueeze(1)
 
@@ -86,7 +112,9 @@ def log_mel(clip: torch.Tensor, num_mel_bins: int) -> torch.Tensor:
     A clip shorter than one 25 ms frame (400 samples, e.g. a one-sample file) is zero-padded
     at the end to one frame, so every file yields at least one frame of features.
     """
-    clip = clip - clip.mean()  # ImageBind removes each clip's DC offset first
+    # ImageBind removes each clip's DC offset first (over all channels, before kaldi takes
+    # channel 0; kaldi's per-frame DC removal cancels any constant, so this is equivalent).
+    clip = clip - clip.mean()
     if clip.numel() < FRAME_LENGTH_SAMPLES:
         clip = F.pad(clip, (0, FRAME_LENGTH_SAMPLES - clip.numel()))
     fbank = kaldi.fbank(

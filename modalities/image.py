@@ -20,6 +20,20 @@ Transforms: pad to a square with the mean colour (image centred, as LLaVA's expa
 boxes are relative to that square), bicubic resize, CLIP normalisation. The train transform
 equals the eval transform on purpose: a random crop or flip would move the boxes that the
 text of the same sample states.
+
+``preprocess: groundinggpt`` (the released GroundingGPT-7B's inputs; ``lego/mm_utils.py``
+``load_image_square`` at inference, the same code inline in ``lego/train/train.py``):
+
+* decoding is ``Image.open(f).convert("RGB")``: no EXIF rotation, alpha dropped (not
+  composited), 16-bit grey clipped by Pillow (``decode_image(..., plain_rgb=True)``);
+* the square's fill is ``tuple(int(x * 255) for x in image_mean)``, truncated, so
+  (122, 116, 104), not our rounded (123, 117, 104) (``groundinggpt_pad_colour``);
+* the image is pasted at ((side - w) // 2, (side - h) // 2): the odd pixel of padding goes
+  to the right or bottom, as in ``square_offsets``, so box maths is the same in both;
+* then ``CLIPImageProcessor`` (openai/clip-vit-large-patch14-336, transformers 4.x: Pillow):
+  shortest edge to 336 with Pillow's bicubic, rounded back to uint8, centre crop 336 (a
+  no-op on a square), x / 255, CLIP mean/std (``resize_like_clip_processor``). Ours resizes
+  with torchvision's antialiased bicubic and keeps floats: values differ by a few 1/255.
 """
 
 from __future__ import annotations
@@ -54,6 +68,7 @@ from modalities.errors import (
     UnsupportedMediaError,
 )
 from modalities.io import MediaSource, read_bytes, source_name
+from modalities.preprocess import GROUNDINGGPT, check_preprocess
 
 _SIXTEEN_BIT = {"I;16", "I;16L", "I;16B", "I;16N", "I"}  # "I" holds 16-bit PNG/TIFF data in Pillow
 
@@ -72,10 +87,14 @@ class ImageConfig:
     adapter_merge: int = 1
     max_pixels: int = 100_000_000  # refuse images with more pixels than this (decompression bombs)
     tiny: TinyVisionShape = field(default_factory=TinyVisionShape)  # encoder shape when encoder="tiny"
+    # Input pipeline, "default" or "groundinggpt" (modalities/preprocess.py); set from the
+    # recipe's `model.preprocess`, None = not set = "default".
+    preprocess: str | None = None
     recipe_key: str = "model.modalities.image"  # where this section sits in the recipe, for errors
 
     def __post_init__(self) -> None:
         self.tiny = TinyVisionShape.of(self.tiny)  # recipes give nested sections as mappings
+        check_preprocess(self.preprocess, self.key("preprocess"))
         if not self.encoder:
             raise ValueError("ImageConfig.encoder must name a CLIP checkpoint or be 'tiny'")
         if self.image_size < 1:
@@ -100,13 +119,20 @@ class ImageConfig:
 
 
 # --- decoding -------------------------------------------------------------------------------
-def decode_image(source: MediaSource, max_pixels: int) -> Media:
-    """Read an image file into RGB uint8 ``Media`` (data (3, H, W), size (W, H))."""
+def decode_image(source: MediaSource, max_pixels: int, plain_rgb: bool = False) -> Media:
+    """Read an image file into RGB uint8 ``Media`` (data (3, H, W), size (W, H)).
+
+    ``plain_rgb``: the stored pixels through Pillow's ``convert("RGB")`` only, as GroundingGPT
+    reads images: no EXIF rotation, an alpha channel dropped rather than composited.
+    """
     name = source_name(source)
     img = _open_checked(read_bytes(source), name, max_pixels)
     try:
-        img = ImageOps.exif_transpose(img)  # also decodes the pixels
-        rgb = to_rgb(img, name)
+        if plain_rgb:
+            rgb = img.convert("RGB")
+        else:
+            img = ImageOps.exif_transpose(img)  # also decodes the pixels
+            rgb = to_rgb(img, name)
     except (OSError, SyntaxError, ValueError) as e:  # truncated or corrupt pixel data
         raise CorruptMediaError(name, f"image data cannot be decoded: {e}") from e
     data = torch.from_numpy(np.array(rgb)).permute(2, 0, 1)  # (3, H, W) uint8, channels-last in memory
@@ -161,14 +187,20 @@ def square_offsets(width: int, height: int) -> tuple[int, int, int]:
     return (side - width) // 2, (side - height) // 2, side
 
 
-def pad_to_square(pixels: torch.Tensor) -> torch.Tensor:
-    """(..., 3, H, W) uint8 -> (..., 3, S, S), S = max(H, W), image centred on the mean colour."""
+def groundinggpt_pad_colour() -> tuple[int, int, int]:
+    """GroundingGPT's square fill: ``int(x * 255)`` of CLIP's mean, truncated: (122, 116, 104)."""
+    return tuple(int(c * 255) for c in CLIP_MEAN)
+
+
+def pad_to_square(pixels: torch.Tensor, colour: tuple[int, int, int] | None = None) -> torch.Tensor:
+    """(..., 3, H, W) uint8 -> (..., 3, S, S), S = max(H, W), image centred on ``colour``
+    (default: the mean colour rounded, ``mean_colour_uint8``)."""
     H, W = pixels.shape[-2:]
     left, top, side = square_offsets(W, H)
     # Filled channel by channel into a fresh contiguous tensor: cloning an expanded colour
     # would keep odd strides and make the resize that follows about 15x slower.
     out = torch.empty(*pixels.shape[:-2], side, side, dtype=pixels.dtype)
-    for channel, value in enumerate(mean_colour_uint8()):
+    for channel, value in enumerate(colour or mean_colour_uint8()):
         out[..., channel, :, :] = value
     out[..., top:top + H, left:left + W] = pixels
     return out
@@ -177,10 +209,23 @@ def pad_to_square(pixels: torch.Tensor) -> torch.Tensor:
 def resize_normalise(pixels: torch.Tensor, size: int) -> torch.Tensor:
     """(..., 3, S, S) uint8 square -> (..., 3, size, size) float32, CLIP-normalised."""
     resized = TF.resize(pixels, [size, size], interpolation=TF.InterpolationMode.BICUBIC, antialias=True)
-    # (x / 255 - mean) / std as two in-place passes over the 0-255 values (a third of the time).
+    return normalise(resized)
+
+
+def normalise(pixels: torch.Tensor) -> torch.Tensor:
+    """(..., 3, H, W) 0-255 values (uint8 or float) -> float32 (x / 255 - mean) / std, CLIP's."""
+    # Two in-place passes over the 0-255 values (a third of the time of three).
     mean = torch.tensor(CLIP_MEAN).view(3, 1, 1) * 255.0
     inv_std = 1.0 / (torch.tensor(CLIP_STD).view(3, 1, 1) * 255.0)
-    return resized.float().sub_(mean).mul_(inv_std)
+    return pixels.float().sub_(mean).mul_(inv_std)
+
+
+def resize_like_clip_processor(square: torch.Tensor, size: int) -> torch.Tensor:
+    """(3, S, S) uint8 -> (3, size, size) uint8 by Pillow's bicubic, as CLIPImageProcessor
+    resizes (transformers 4.x, which GroundingGPT ran: a PIL image in, uint8 out)."""
+    image = Image.fromarray(square.permute(1, 2, 0).numpy())
+    resized = image.resize((size, size), Image.Resampling.BICUBIC)
+    return torch.from_numpy(np.array(resized)).permute(2, 0, 1)
 
 
 # --- modality -------------------------------------------------------------------------------
@@ -238,8 +283,12 @@ class ImageModality(Modality):
         return self.adapter(merge_patches(features, self.grid, self.config.adapter_merge))
 
     def load(self, source: MediaSource) -> Media:
-        return decode_image(source, self.config.max_pixels)
+        plain = self.config.preprocess == GROUNDINGGPT
+        return decode_image(source, self.config.max_pixels, plain_rgb=plain)
 
     def transform(self, media: Media, train: bool) -> torch.Tensor:
         """(3, H, W) uint8 -> (3, S, S) float; ``train`` changes nothing (boxes must not move)."""
+        if self.config.preprocess == GROUNDINGGPT:
+            square = pad_to_square(media.data, groundinggpt_pad_colour())
+            return normalise(resize_like_clip_processor(square, self.config.image_size))
         return resize_normalise(pad_to_square(media.data), self.config.image_size)

@@ -26,6 +26,26 @@ Transforms: eval pads each frame to a square with CLIP's mean colour and resizes
 images, and never crops (the reference applied its training crop at inference: a defect).
 Train first takes one random crop (area fraction ``train_crop_scale``, aspect ratio
 ``train_crop_ratio``) shared by all frames, then does the same.
+
+``preprocess: groundinggpt``: the released GroundingGPT-7B's video inputs. Sources:
+``lego/serve/cli.py`` and ``lego/train/train.py`` call ``load_video(path, n_frms=max_frame,
+height=224, width=224, sampling="uniform")`` and then the ``transform`` of
+``AlproVideoTrainProcessor(image_size=224, n_frms=max_frame)`` (``lego/model/builder.py``;
+``video_llama/processors/video_processor.py``), at inference as in training:
+
+* frames at segment starts, all frames of a short clip (``groundinggpt_frame_indices``);
+* each frame squashed to 224 x 224 by the decoder (decord's ``height``/``width``: FFmpeg
+  scaling, aspect ratio not kept, no padding);
+* ``RandomResizedCropVideo(224, scale=(0.5, 1.0), interpolation_mode="bicubic")`` (ratio
+  3/4 to 4/3), also at inference; then ``ToUint8`` (truncation), x / 255, CLIP mean/std
+  (``AlproVideoBaseProcessor``'s defaults, the same constants as ours).
+
+The crop at inference is random: the released model answers from a different half-to-whole
+part of the frame each time it is asked, which no deterministic pipeline reproduces. Eval
+here takes the whole frame (the crop with scale (1, 1), its deterministic limit, which is
+an identity: a 224 crop resized to 224). Train takes the random crop with this config's
+``train_crop_scale`` / ``train_crop_ratio`` (the reference's: (0.5, 1.0), (3/4, 4/3)),
+resized back to 224 bicubic and truncated to uint8 as the reference does.
 """
 
 from __future__ import annotations
@@ -35,6 +55,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torchvision.transforms import RandomResizedCrop
 
@@ -49,8 +70,9 @@ from modalities.clip import (
 from modalities.errors import CheckpointFormatError
 from modalities.eva_vit import EvaViT, EvaViTShape
 from modalities.eva_vit_checkpoints import load_eva_vit
-from modalities.image import pad_to_square, resize_normalise
+from modalities.image import normalise, pad_to_square, resize_normalise
 from modalities.io import MediaSource
+from modalities.preprocess import GROUNDINGGPT, check_preprocess
 from modalities.qformer import (
     BlipQFormer,
     QFormerAdapter,
@@ -59,7 +81,7 @@ from modalities.qformer import (
     blip_qformer_record,
     build_blip2_qformer,
 )
-from modalities.video_io import read_video
+from modalities.video_io import groundinggpt_frame_indices, read_video, sample_indices
 
 
 @dataclass
@@ -136,9 +158,13 @@ class VideoConfig:
     max_frame_pixels: int = 40_000_000  # refuse videos whose frames have more pixels than this
     tiny_encoder: TinyVisionShape = field(default_factory=TinyVisionShape)  # shape if frame_encoder="tiny" (either type)
     tiny_qformer: TinyFrameQFormerShape = field(default_factory=TinyFrameQFormerShape)  # if frame_qformer="tiny"
+    # Input pipeline, "default" or "groundinggpt" (modalities/preprocess.py); set from the
+    # recipe's `model.preprocess`, None = not set = "default".
+    preprocess: str | None = None
     recipe_key: str = "model.modalities.video"  # where this section sits in the recipe, for errors
 
     def __post_init__(self) -> None:
+        check_preprocess(self.preprocess, self.key("preprocess"))
         self.tiny_encoder = TinyVisionShape.of(self.tiny_encoder)
         self.tiny_qformer = TinyFrameQFormerShape.of(self.tiny_qformer)
         self.train_crop_scale = _pair(self.train_crop_scale, "train_crop_scale")
@@ -256,6 +282,20 @@ def temporal_residual(features: torch.Tensor, rel_tol: float = 1e-4) -> torch.Te
     return residual / scale.view(-1, *([1] * (features.dim() - 1)))
 
 
+def squash(frames: torch.Tensor, size: int) -> torch.Tensor:
+    """(F, 3, H, W) uint8 -> (F, 3, size, size) uint8, aspect ratio not kept.
+
+    Frames of the decoder's size pass unchanged; others (a training crop) are resized as
+    the reference's ``RandomResizedCropVideo`` resizes its crop: ``F.interpolate`` bicubic,
+    ``align_corners=False``, no antialiasing, then ``ToUint8``: truncation. Values are clamped
+    to 0-255 first (bicubic overshoots; a cast of an out-of-range float has no defined value).
+    """
+    if frames.shape[-2:] == (size, size):
+        return frames
+    resized = F.interpolate(frames.float(), size=(size, size), mode="bicubic", align_corners=False)
+    return resized.clamp_(0, 255).to(torch.uint8)
+
+
 @register_modality
 class VideoModality(Modality):
     """Videos -> ``num_queries`` decoder tokens (reference: 64)."""
@@ -300,11 +340,19 @@ class VideoModality(Modality):
         return self.adapter(temporal_residual(features) if self.config.temporal_residual else features)
 
     def load(self, source: MediaSource) -> Media:
-        return read_video(source, self.config.num_frames, self.config.max_frame_pixels)
+        """Decoded frames; with ``groundinggpt`` fewer than ``num_frames`` for a short clip
+        (every frame once), already squashed to image_size x image_size by the decoder."""
+        c = self.config
+        if c.preprocess == GROUNDINGGPT:
+            size = (c.image_size, c.image_size)
+            return read_video(source, c.num_frames, c.max_frame_pixels, groundinggpt_frame_indices, size)
+        return read_video(source, c.num_frames, c.max_frame_pixels, sample_indices)
 
     def transform(self, media: Media, train: bool) -> torch.Tensor:
         """(F, 3, H, W) uint8 -> (F, 3, S, S) float; a shared random crop first if ``train``."""
         frames = self._random_crop(media.data) if train else media.data
+        if self.config.preprocess == GROUNDINGGPT:
+            return normalise(squash(frames, self.config.image_size))
         return resize_normalise(pad_to_square(frames), self.config.image_size)
 
     def _random_crop(self, frames: torch.Tensor) -> torch.Tensor:

@@ -9,6 +9,9 @@ frame's true time, so repeats are visible as equal times.
 
 Times are in seconds from the first frame's presentation time; ``Media.duration`` is
 n / (average frame rate), the same for both decoders.
+
+GroundingGPT's sampling (``preprocess: groundinggpt``) is ``groundinggpt_frame_indices``,
+and its decoder scales frames while decoding (``frame_size``): see those.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import av
@@ -51,11 +55,46 @@ def sample_indices(num_frames: int, num_samples: int) -> np.ndarray:
     return np.floor((np.arange(num_samples) + 0.5) * num_frames / num_samples).astype(np.int64)
 
 
-def read_video(source: MediaSource, num_samples: int, max_frame_pixels: int) -> Media:
+def groundinggpt_frame_indices(num_frames: int, num_samples: int) -> np.ndarray:
+    """GroundingGPT's frames: the *start* of each of F equal segments, and every frame of a
+    clip shorter than F (no repeats: such a clip gives fewer than F frames).
+
+    Source: ``video_llama/processors/video_processor.py::load_video`` with
+    ``sampling="uniform"`` (called with ``n_frms=model.config.max_frame`` by
+    ``lego/serve/cli.py`` and with ``n_frms=num_frame`` by ``lego/train/train.py``):
+    ``n_frms = min(n_frms, vlen)``, indices ``np.arange(0, vlen, vlen / n_frms)`` truncated to
+    int. That float arithmetic is kept (element i is ``i * (vlen / n_frms)``): it differs from
+    ``floor(i * vlen / F)`` for some F that are not powers of two (F = 18: vlen = 294), never
+    for F = 64. For some such F it also yields F + 1 indices (F = 7, vlen = 17), which the
+    released model's F-row frame position embedding could not take; we keep the first F.
+    """
+    if num_frames < 1:
+        raise ValueError(f"cannot sample from a clip of {num_frames} frames")
+    count = min(num_samples, num_frames)
+    return np.floor(np.arange(count) * (num_frames / count)).astype(np.int64)
+
+
+FrameSampler = Callable[[int, int], np.ndarray]  # (frames in clip, frames wanted) -> indices
+
+
+def read_video(
+    source: MediaSource,
+    num_samples: int,
+    max_frame_pixels: int,
+    sampler: FrameSampler = sample_indices,
+    frame_size: tuple[int, int] | None = None,
+) -> Media:
     """Decode ``num_samples`` frames of a video into ``Media`` (data (F, 3, H, W) uint8).
 
     decord reads local paths directly and other sources from an in-memory buffer; when it
     cannot open a file, PyAV tries (logged as a warning naming the file).
+
+    ``sampler`` picks the frame indices (default: segment centres). ``frame_size`` (width,
+    height) has the decoder scale each frame to that size, aspect ratio not kept, by FFmpeg's
+    swscale on the decoded picture before its conversion to RGB: how GroundingGPT reads
+    videos (``VideoReader(uri, height=224, width=224)``). decord and PyAV then give the same
+    pixels (measured: 0 difference on an H.264 clip); ``Media.size`` is that size, and
+    ``max_frame_pixels`` applies to it.
 
     Raises:
         MediaNotFoundError, CorruptMediaError (unreadable, 0 frames), UnsupportedMediaError
@@ -70,18 +109,31 @@ def read_video(source: MediaSource, num_samples: int, max_frame_pixels: int) -> 
     def target():  # a fresh handle per decoder
         return path if path is not None else io.BytesIO(raw)
 
+    scale = {"width": frame_size[0], "height": frame_size[1]} if frame_size else {}
+    sampling = _Sampling(num_samples, max_frame_pixels, sampler, scale)
     try:
-        reader = decord.VideoReader(target(), ctx=decord.cpu(0), num_threads=1)
+        reader = decord.VideoReader(target(), ctx=decord.cpu(0), num_threads=1, **scale)
     except (decord.DECORDError, RuntimeError) as e:
         logger.warning("decord cannot open %s (%s); decoding it with PyAV", name, _first_line(e))
-        decoded = _read_with_pyav(target(), name, num_samples, max_frame_pixels)
+        decoded = _read_with_pyav(target(), name, sampling)
     else:
         try:
-            decoded = _read_with_decord(reader, name, num_samples, max_frame_pixels)
+            decoded = _read_with_decord(reader, name, sampling)
         except CorruptMediaError as e:  # decord opens some files it then decodes wrongly
             logger.warning("decord cannot decode %s (%s); decoding it with PyAV", name, e.reason)
-            decoded = _read_with_pyav(target(), name, num_samples, max_frame_pixels)
+            decoded = _read_with_pyav(target(), name, sampling)
     return _to_media(decoded, name)
+
+
+@dataclass(frozen=True)
+class _Sampling:
+    """What to decode: how many frames, which (``sampler``), at what size (``scale``: the
+    width/height keywords of decord's VideoReader and PyAV's to_ndarray, {} = as stored)."""
+
+    num_samples: int
+    max_pixels: int
+    sampler: FrameSampler
+    scale: dict[str, int]
 
 
 def _to_media(decoded: DecodedFrames, name: str) -> Media:
@@ -105,14 +157,14 @@ def _first_line(error: Exception) -> str:
 
 
 # --- decord ---------------------------------------------------------------------------------
-def _read_with_decord(reader: decord.VideoReader, name: str, num_samples: int, max_pixels: int) -> DecodedFrames:
+def _read_with_decord(reader: decord.VideoReader, name: str, sampling: _Sampling) -> DecodedFrames:
     n = len(reader)
     if n < 1:
         raise CorruptMediaError(name, "video has 0 frames")
     fps = _checked_fps(reader.get_avg_fps(), name)
     try:
-        _check_frame_size(reader[0].shape, name, max_pixels)  # one frame before F of them
-        indices = sample_indices(n, num_samples)
+        _check_frame_size(reader[0].shape, name, sampling.max_pixels)  # one frame before F of them
+        indices = sampling.sampler(n, sampling.num_samples)
         unique, inverse = np.unique(indices, return_inverse=True)  # decode each frame once
         frames = reader.get_batch(unique.tolist()).asnumpy()  # (U, H, W, 3)
         if len(unique) < len(indices):  # short clip: repeat frames (a copy, so only then)
@@ -126,19 +178,21 @@ def _read_with_decord(reader: decord.VideoReader, name: str, num_samples: int, m
 
 
 # --- PyAV -----------------------------------------------------------------------------------
-def _read_with_pyav(target, name: str, num_samples: int, max_pixels: int) -> DecodedFrames:
+def _read_with_pyav(target, name: str, sampling: _Sampling) -> DecodedFrames:
     try:
         with av.open(target) as container:
             if not container.streams.video:
                 raise UnsupportedMediaError(name, "no video stream in the file")
             stream = container.streams.video[0]
-            _check_frame_size((stream.codec_context.height, stream.codec_context.width), name, max_pixels)
+            stored = (stream.codec_context.height, stream.codec_context.width)
+            _check_frame_size((sampling.scale.get("height", stored[0]), sampling.scale.get("width", stored[1])),
+                              name, sampling.max_pixels)
             fps = _checked_fps(float(stream.average_rate or stream.guessed_rate or 0), name)
             n = stream.frames or _count_packets(container, stream)
-            decoded = _decode_sampled(container, stream, n, num_samples, fps, name)
+            decoded = _decode_sampled(container, stream, n, sampling, fps, name)
             if decoded is None:  # the header claimed more frames than the stream holds
                 n = _count_frames(container, stream)
-                decoded = _decode_sampled(container, stream, n, num_samples, fps, name)
+                decoded = _decode_sampled(container, stream, n, sampling, fps, name)
     except av.FFmpegError as e:
         raise CorruptMediaError(name, f"neither decord nor PyAV can read it: {_first_line(e)}") from e
     if decoded is None:
@@ -159,11 +213,11 @@ def _count_frames(container: av.container.InputContainer, stream: av.VideoStream
     return sum(1 for _ in container.decode(stream))
 
 
-def _decode_sampled(container, stream, n: int, num_samples: int, fps: float, name: str) -> DecodedFrames | None:
+def _decode_sampled(container, stream, n: int, sampling: _Sampling, fps: float, name: str) -> DecodedFrames | None:
     """Decode sequentially up to the last sampled index; None if the stream ends before it."""
     if n < 1:
         raise CorruptMediaError(name, "video has 0 frames")
-    indices = sample_indices(n, num_samples)
+    indices = sampling.sampler(n, sampling.num_samples)
     wanted, last = set(indices.tolist()), int(indices.max())
     frames: dict[int, np.ndarray] = {}  # index -> (H, W, 3) uint8
     times: dict[int, float] = {}  # index -> s from the first frame
@@ -173,7 +227,7 @@ def _decode_sampled(container, stream, n: int, num_samples: int, fps: float, nam
         t = frame.time if frame.time is not None else i / fps
         first_time = t if first_time is None else first_time
         if i in wanted:
-            frames[i] = frame.to_ndarray(format="rgb24")
+            frames[i] = frame.to_ndarray(format="rgb24", **sampling.scale)
             times[i] = t - first_time
         if i >= last:
             break

@@ -16,8 +16,9 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from gptground.config.errors import RecipeError
-from gptground.config.schema import RecipeConfig
+from gptground.config.schema import RecipeConfig, modality_preprocess
 from modalities import get_modality_class
+from modalities.preprocess import DEFAULT
 
 EXTENDS_KEY = "extends"  # a recipe's base file, relative to the recipe's own folder
 MODALITIES_KEY = "model.modalities"
@@ -134,12 +135,28 @@ def recipe_from_dict(cfg: DictConfig | dict, where: str) -> RecipeConfig:
     typed = {}
     for name, mcfg in recipe.model.modalities.items():
         cls = get_modality_class(name).config_class
+        fields = dict(mcfg or {})
         try:
-            typed[name] = cls(**dict(mcfg or {}))
+            # Each modality receives the model-wide input pipeline through its own config.
+            fields["preprocess"] = modality_preprocess(name, fields.get("preprocess"), recipe.model.preprocess)
+        except RecipeError as e:
+            raise RecipeError(f"{where}: {e}") from e
+        if not _has_field(cls, "preprocess"):  # a modality with one pipeline only
+            if fields.pop("preprocess") != DEFAULT:
+                raise RecipeError(
+                    f"{where}: `model.preprocess={recipe.model.preprocess}`: modality {name!r} has only "
+                    "the default input pipeline"
+                )
+        try:
+            typed[name] = cls(**fields)
         except (TypeError, ValueError) as e:
             raise RecipeError(f"{where}: bad recipe key `{MODALITIES_KEY}.{name}`: {e}") from e
     recipe.model.modalities = typed
     return recipe
+
+
+def _has_field(cls: type, name: str) -> bool:
+    return dataclasses.is_dataclass(cls) and any(f.name == name for f in dataclasses.fields(cls))
 
 
 def recipe_to_yaml(recipe: RecipeConfig) -> str:

@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gptground.config.errors import RecipeError
+from modalities.preprocess import DEFAULT, PREPROCESS_CHOICES, check_preprocess
 
 _CHOICES = {
+    "model.preprocess": PREPROCESS_CHOICES,
     "data.on_bad_record": ("skip", "fail"),
     "trainer.nan_policy": ("stop", "skip"),
     "wandb.mode": ("auto", "online", "offline"),
@@ -117,6 +119,30 @@ class ModelConfig:
     # recently written weights. See gptground/config/init_from.py.
     init_from: str | None = None
     trainable: TrainableConfig = field(default_factory=TrainableConfig)
+    # How media become model inputs, for every modality: "default" (this project's
+    # transforms) or "groundinggpt" (the released GroundingGPT-7B's inputs: squashed video
+    # frames at segment starts, audio channel 0, its image padding colour; see
+    # modalities/preprocess.py). Saved in model folders; folders without it are "default".
+    preprocess: str = DEFAULT
+
+    def __post_init__(self) -> None:
+        _check_choice("model.preprocess", self.preprocess)
+
+
+def modality_preprocess(name: str, value: str | None, model_value: str) -> str:
+    """The input pipeline of modality ``name``: ``model.preprocess``; the modality's own
+    ``preprocess`` key (None = not set) may only repeat it."""
+    key = f"model.modalities.{name}.preprocess"
+    try:
+        check_preprocess(value, key)
+    except ValueError as e:
+        raise RecipeError(str(e)) from e
+    if value is not None and value != model_value:
+        raise RecipeError(
+            f"`{key}` is {value!r} but `model.preprocess` is {model_value!r}: the setting is one "
+            "for the whole model; set `model.preprocess` only"
+        )
+    return model_value
 
 
 @dataclass
