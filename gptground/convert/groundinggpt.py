@@ -6,6 +6,7 @@ Steps, each failing before anything is written:
 2. map every key (``lego_layout.RENAMES``) or drop it (``lego_layout.DROPPED``); an unknown
    key stops the conversion;
 3. load the tokenizer with the nine media tokens at the released ids (``tokens``);
+   The folder records ``model.preprocess: groundinggpt``: the inputs the release was trained on.
 4. build the GroundingModel the checkpoint implies, its weights uninitialised in the target
    dtype (the CLIP image tower is read from ``config.mm_vision_tower``: it is not in the
    release); every target weight must have exactly one source key of its shape;
@@ -50,6 +51,7 @@ from gptground.processor import modality_token_ids
 from modalities.audio import AudioConfig, AudioModality
 from modalities.checkpoints import hub_offline, resolve_pretrained
 from modalities.image import ImageConfig, ImageModality
+from modalities.preprocess import GROUNDINGGPT
 from modalities.qformer import QFormerConfig
 from modalities.video import EVA_VIT_G, VideoConfig, VideoModality
 
@@ -140,7 +142,10 @@ def converted_config(lego: LegoConfig, layout: Mapping[str, TensorInfo], image_e
                 f"{'video' if name == 'video' else 'sound'}_token_len={expected}"
             )
     clip = CLIPVisionConfig.from_pretrained(resolve_pretrained(image_encoder, "--image-encoder"), local_files_only=hub_offline())
-    image = ImageConfig(encoder=image_encoder, image_size=clip.image_size, feature_layer=lego.mm_vision_select_layer)
+    image = ImageConfig(
+        encoder=image_encoder, image_size=clip.image_size, feature_layer=lego.mm_vision_select_layer,
+        preprocess=GROUNDINGGPT,
+    )
     video = VideoConfig(
         num_frames=lego.max_frame,
         image_size=eva_shape_record(layout)["image_size"],
@@ -152,6 +157,7 @@ def converted_config(lego: LegoConfig, layout: Mapping[str, TensorInfo], image_e
         adapter_hidden_size=video_qformer.hidden_size,
         adapter_num_heads=video_qformer.num_heads,
         adapter_intermediate_size=video_qformer.intermediate_size,
+        preprocess=GROUNDINGGPT,
     )
     audio = AudioConfig(
         encoder="imagebind_huge.pth",  # the folder holds its audio branch
@@ -161,11 +167,13 @@ def converted_config(lego: LegoConfig, layout: Mapping[str, TensorInfo], image_e
         qformer_hidden_size=audio_qformer.hidden_size,
         qformer_heads=audio_qformer.num_heads,
         qformer_intermediate_size=audio_qformer.intermediate_size,
+        preprocess=GROUNDINGGPT,
     )
     return ModelConfig(
         decoder=DecoderConfig(path=source),
         tokenizer=source,
         modalities={"image": image, "video": video, "audio": audio},
+        preprocess=GROUNDINGGPT,  # the released model's input pipeline (modalities/preprocess.py)
     )
 
 

@@ -224,3 +224,19 @@ def rewrite(ckpt: ReleasedCheckpoint, state: dict[str, torch.Tensor], shards: in
         if name.startswith("pytorch_model"):
             os.remove(os.path.join(ckpt.folder, name))
     _write_shards(state, ckpt.folder, shards)
+
+
+def reference_decoder(ckpt: ReleasedCheckpoint) -> LlamaForCausalLM:
+    """transformers' own LlamaForCausalLM with the release's decoder weights (fp32)."""
+    with open(os.path.join(ckpt.folder, "config.json")) as f:
+        raw = json.load(f)
+    s = ckpt.sizes
+    config = LlamaConfig(hidden_size=s.d_model, intermediate_size=2 * s.d_model, num_hidden_layers=s.layers,
+                         num_attention_heads=s.heads, num_key_value_heads=s.heads, vocab_size=raw["vocab_size"],
+                         max_position_embeddings=raw["max_position_embeddings"], rms_norm_eps=raw["rms_norm_eps"])
+    decoder = LlamaForCausalLM(config)
+    state = {k: v.float() for k, v in ckpt.state.items()
+             if k == "lm_head.weight" or k.startswith(("model.embed_tokens.", "model.norm.", "model.layers."))
+             and not k.endswith("inv_freq")}
+    decoder.load_state_dict(state, strict=True)
+    return decoder.eval()

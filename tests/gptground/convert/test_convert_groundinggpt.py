@@ -6,13 +6,18 @@ import json
 import os
 import weakref
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
-from lego_reference import audio_tokens, image_tokens, video_tokens
+from lego_reference import audio_tokens, eva_vit, image_tokens, imagebind_audio, layer_norm, qformer, video_tokens
 from PIL import Image
-from released_checkpoint import RELEASED_TOKENS, rewrite, write_released_checkpoint
+from released_checkpoint import RELEASED_TOKENS, reference_decoder, rewrite, write_released_checkpoint
 from safetensors import safe_open
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "modalities"))  # media_factory
 
 from gptground.api import Grounder
 from gptground.cli import main
@@ -67,6 +72,8 @@ def test_the_full_layout_converts_with_nothing_left_over(released, converted):
 def test_the_folder_records_encoders_template_and_format(converted):
     cfg = read_folder_config(converted)
     assert cfg.text.template == "groundinggpt_release" and cfg.text.grounding_format == "groundinggpt"
+    assert cfg.model.preprocess == "groundinggpt"
+    assert {m.preprocess for m in cfg.model.modalities.values()} == {"groundinggpt"}
     video = cfg.model.modalities.video
     assert (video.frame_encoder_type, video.num_frames, video.num_queries) == ("eva_vit_g", 4, 6)
     assert cfg.model.modalities.audio.num_queries == 8 and cfg.model.modalities.image.feature_layer == -2
@@ -165,16 +172,96 @@ def test_video_tokens_equal_the_reference_forward(released, loaded):
     model, _ = loaded
     frames = torch.randn(2, 4, 3, 28, 28, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
-        ours = model.modalities["video"](frames)
-    torch.testing.assert_close(ours, video_tokens(released.state, frames), atol=1e-5, rtol=1e-4)
+        features, ours = model.modalities["video"].encode(frames), model.modalities["video"](frames)
+    st = released.state
+    frame_features = layer_norm(eva_vit(st, "model.visual_encoder", frames.flatten(0, 1)), st, "model.ln_vision", 1e-5)
+    per_frame = qformer(st, "model.Qformer", st["model.query_tokens"].float().expand(8, -1, -1), frame_features)
+    torch.testing.assert_close(features, per_frame.view(2, 4, 4, -1), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(ours, video_tokens(st, frames), atol=1e-5, rtol=1e-4)
 
 
 def test_audio_tokens_equal_the_reference_forward(released, loaded):
     model, _ = loaded
     fbanks = torch.randn(2, 3, 1, 128, 204, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
-        ours = model.modalities["audio"](fbanks)
+        clips, ours = model.modalities["audio"].encode(fbanks), model.modalities["audio"](fbanks)
+    reference_clips = imagebind_audio(released.state, "model.audio_encoder", fbanks.flatten(0, 1)).view(2, 3, -1)
+    torch.testing.assert_close(clips, reference_clips, atol=1e-5, rtol=1e-4)  # L2-normalised x 20
     torch.testing.assert_close(ours, audio_tokens(released.state, fbanks), atol=1e-4, rtol=1e-4)
 
 
 # --- the converted folder answers through Grounder and `gptground eval` ---------------------------------
+
+
+# --- the converted folder answers through Grounder and `gptground eval` ---------------------------------
+@pytest.fixture(scope="module")
+def media(tmp_path_factory):
+    import soundfile
+    from media_factory import make_video
+
+    folder = tmp_path_factory.mktemp("media")
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (30, 40, 3), dtype=np.uint8)).save(folder / "a.png")
+    make_video(folder / "a.mp4", num_frames=12, size=(64, 48))
+    soundfile.write(folder / "a.wav", 0.3 * np.sin(np.linspace(0, 2000, 16000 * 5)).astype(np.float32), 16000)
+    return {"image": folder / "a.png", "video": folder / "a.mp4", "audio": folder / "a.wav"}
+
+
+REFERENCE_BRANCH = {
+    "image": lambda released, x: image_tokens(released.state, released.clip_folder, x),
+    "video": lambda released, x: video_tokens(released.state, x),
+    "audio": lambda released, x: audio_tokens(released.state, x),
+}
+
+
+@torch.no_grad()
+def reference_answer(released, grounder, question: str, name: str, path, max_new_tokens: int) -> str:
+    """Greedy decoding as LEGO.py runs it: the media tokens replace the patch positions of the
+    prompt's embeddings, then transformers' LlamaForCausalLM with the released weights."""
+    sample = grounder.processor.prompt(question, media={name: path})
+    tokens = REFERENCE_BRANCH[name](released, sample.media[name].unsqueeze(0))[0]
+    decoder = reference_decoder(released)
+    ids = sample.input_ids.tolist()
+    embeds = decoder.get_input_embeddings()(sample.input_ids).clone()
+    patches = (sample.input_ids == grounder.model.patch_token_ids[name]).nonzero().flatten()
+    assert len(patches) == len(tokens)
+    embeds[patches] = tokens
+    new = []
+    tokenizer = grounder.processor.tokenizer
+    for _ in range(max_new_tokens):
+        step = decoder(inputs_embeds=embeds[None]).logits[0, -1].argmax().item()
+        new.append(step)
+        if step == tokenizer.eos_token_id:
+            break
+        embeds = torch.cat([embeds, decoder.get_input_embeddings().weight[step][None]])
+    text = tokenizer.decode(new, skip_special_tokens=True)
+    return text.split("###")[0].strip() if "###" in text else text.strip()
+
+
+@pytest.mark.parametrize("name", ["image", "video", "audio"])
+def test_grounder_answers_as_the_reference_model_does(released, converted, media, name):
+    grounder = Grounder.load(converted, device="cpu", dtype=torch.float32, max_new_tokens=8)
+    assert grounder.processor.template.name == "groundinggpt_release"
+    question = {"image": "Where is the cat?", "video": "When does the door open?", "audio": "When does the dog bark?"}[name]
+    reply = grounder.chat(question, **{name: str(media[name])})
+    expected = reference_answer(released, grounder, question, name, str(media[name]), 8)
+    assert reply.text.strip() == expected
+
+
+def test_gptground_eval_scores_the_converted_folder(converted, media, tmp_path):
+    records = [
+        {"id": f"q{i}", "video": "a.mp4",
+         "conversations": [{"from": "human", "value": f"<video>\nWhen does event {i} happen?"},
+                           {"from": "gpt", "value": "{0.10,0.50}"}],
+         "target": {"task": "video_tg", "spans": [[0.1, 0.6]], "duration": 1.2}}
+        for i in range(2)
+    ]
+    data = tmp_path / "bench.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in records))
+    code = main(["eval", converted, str(data), "--task", "video_tg", "--out", str(tmp_path / "out"),
+                 "--roots", f"video={media['video'].parent}", "--accelerator", "cpu", "--max-new-tokens", "6"])
+    assert code == 0
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    lines = [json.loads(line) for line in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()]
+    assert metrics["n"] == 2 and [line["id"] for line in lines] == ["q0", "q1"]
+    assert all(isinstance(line["prediction"], str) for line in lines)
