@@ -265,3 +265,37 @@ def test_gptground_eval_scores_the_converted_folder(converted, media, tmp_path):
     lines = [json.loads(line) for line in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()]
     assert metrics["n"] == 2 and [line["id"] for line in lines] == ["q0", "q1"]
     assert all(isinstance(line["prediction"], str) for line in lines)
+
+
+def test_gptground_ground_answers_from_the_converted_folder(converted, media, capsys):
+    code = main(["ground", converted, str(media["video"]), "When does the door open?",
+                 "--device", "cpu", "--max-new-tokens", "4"])
+    assert code == 0 and capsys.readouterr().out.strip()
+
+
+def test_safetensors_shards_convert_to_the_same_folder(released, converted, tmp_path):
+    from safetensors.torch import save_file
+
+    source = tmp_path / "release"
+    source.mkdir()
+    for name in os.listdir(released.folder):
+        if not name.startswith("pytorch_model"):
+            (source / name).write_bytes((Path(released.folder) / name).read_bytes())
+    keys = sorted(released.state)
+    halves = {"model-00001-of-00002.safetensors": keys[::2], "model-00002-of-00002.safetensors": keys[1::2]}
+    for name, part in halves.items():
+        save_file({k: released.state[k] for k in part}, str(source / name))
+    index = {"weight_map": {k: name for name, part in halves.items() for k in part}}
+    (source / "model.safetensors.index.json").write_text(json.dumps(index))
+    out = convert_groundinggpt(str(source), str(tmp_path / "out"), dtype=torch.float32)
+    ours, theirs = folder_weights(out), folder_weights(converted)
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+
+
+def test_a_hub_id_that_is_not_cached_offline_stops_naming_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    assert main(["convert", "groundinggpt", "zwli/GroundingGPT", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "zwli/GroundingGPT" in err and "SRC" in err
+    assert not (tmp_path / "out").exists()
