@@ -193,8 +193,8 @@ class EvaViT(nn.Module):
 def init_tiny_(model: EvaViT, position_std: float) -> EvaViT:
     """Random weights for a tiny tower that lets image content and position through.
 
-    Linear and Conv keep torch's defaults (std ~ 1/sqrt(fan_in), like a trained layer's scale,
-    not BERT's 0.02, which would let almost nothing through a frozen random tower); biases and
+    Linear and Conv keep torch's defaults (uniform in +-1/sqrt(fan_in): about a trained layer's
+    scale, not LAVIS's 0.02, which lets almost nothing through a frozen random tower); biases and
     ``cls_token`` get small noise; the patch rows of ``pos_embed`` are 2-D sine-cosine at
     ``position_std`` (see ``TinyVisionShape.position_init_std``).
     """

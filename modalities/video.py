@@ -403,6 +403,12 @@ def _build_tower(config: VideoConfig, architecture: Mapping[str, Any] | None) ->
             raise CheckpointFormatError(
                 "the saved model folder", key, f"its EVA tower takes {shape.image_size} px inputs, the recipe asks for {config.image_size}"
             )
+        blocks = config.frame_feature_layer
+        if blocks is not None and blocks != shape.depth:
+            raise CheckpointFormatError(
+                "the saved model folder", config.key("frame_feature_layer"),
+                f"its EVA tower runs {shape.depth} blocks, the recipe asks for {blocks}",
+            )
         return EvaViT(shape)  # already cut to the blocks it runs; weights come from the folder
     if architecture:
         clip = clip_vision_from_record(architecture["frame_encoder"], key, config.image_size)
