@@ -7,6 +7,7 @@ misspelt key or a value of the wrong type fails before anything is built.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 from dataclasses import dataclass, field
 from typing import Any
@@ -127,6 +128,14 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         _check_choice("model.preprocess", self.preprocess)
+        # Typed modality configs given in code receive the setting here; recipe mappings
+        # receive it when they are typed (gptground.config.load.recipe_from_dict).
+        self.modalities = {name: self._with_preprocess(name, mcfg) for name, mcfg in self.modalities.items()}
+
+    def _with_preprocess(self, name: str, mcfg: Any) -> Any:
+        if not (dataclasses.is_dataclass(mcfg) and hasattr(mcfg, "preprocess")):
+            return mcfg
+        return dataclasses.replace(mcfg, preprocess=modality_preprocess(name, mcfg.preprocess, self.preprocess))
 
 
 def modality_preprocess(name: str, value: str | None, model_value: str) -> str:
