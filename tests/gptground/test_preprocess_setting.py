@@ -53,7 +53,8 @@ def test_recipe_hands_the_setting_to_every_modality(tmp_path):
 
 
 def test_unknown_value_names_the_key_and_the_choices(tmp_path):
-    with pytest.raises(RecipeError, match=r"`model.preprocess` must be one of \['default', 'groundinggpt'\], got 'llava'"):
+    choices = r"must be one of \['default', 'groundinggpt'\], got 'llava'"
+    with pytest.raises(RecipeError, match=rf"`model.preprocess` {choices}"):
         load_recipe(recipe(tmp_path, "model:\n  preprocess: llava\n"))
 
 

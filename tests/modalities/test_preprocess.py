@@ -166,7 +166,10 @@ def test_short_clips_give_every_frame_once_not_repeats(videos, tmp_path):
     default, groundinggpt = videos
     assert groundinggpt.load(path).data.shape[0] == 5  # load_video: n_frms = min(n_frms, vlen)
     assert default.load(path).data.shape[0] == F_VIDEO
-    assert groundinggpt.transform(groundinggpt.load(path), train=False).shape == (5, 3, SIZE, SIZE)
+    frames = groundinggpt.transform(groundinggpt.load(path), train=False)
+    assert frames.shape == (5, 3, SIZE, SIZE)
+    # The video Q-Former reads 5 frames with the first 5 frame positions, as the reference's.
+    assert groundinggpt(frames.unsqueeze(0)).shape == (1, VIDEO["num_queries"], 16)
 
 
 def test_groundinggpt_training_crop_is_resized_back_and_truncated(videos, clip_path):
@@ -194,7 +197,8 @@ RATE = 16_000
 
 @pytest.fixture(scope="module")
 def audios():
-    return tuple(build_modality("audio", AudioConfig.tiny(preprocess=p), d_model=16) for p in ("default", "groundinggpt"))
+    settings = ("default", "groundinggpt")
+    return tuple(build_modality("audio", AudioConfig.tiny(preprocess=p), d_model=16) for p in settings)
 
 
 def stereo_wav(path, seconds: float) -> tuple[str, np.ndarray]:
