@@ -14,6 +14,7 @@ EXAMPLES = """examples:
   lightning run recipes/stage3.yaml trainer.devices=8 trainer.num_nodes=2
   gptground score preds.jsonl --task tvg
   gptground data synth --out data/synth
+  gptground convert groundinggpt zwli/GroundingGPT --out models/groundinggpt7b
 """
 
 
@@ -61,6 +62,10 @@ def _add_optional_commands(sub) -> None:
     score = sub.add_parser("score", help="recompute metrics from a predictions JSONL file")
     add_score_arguments(score)
     score.set_defaults(func=run_score)
+    from gptground.convert.cli import add_convert_arguments
+
+    convert = sub.add_parser("convert", help="convert a published checkpoint into a model folder")
+    add_convert_arguments(convert)
     from gptground.synth import add_synth_arguments, run_synth
 
     data = sub.add_parser("data", help="make or check data")

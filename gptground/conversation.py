@@ -25,6 +25,10 @@ Templates (``get_template``):
 - ``groundinggpt_short_media_last``: the same with each human message's leading media
   placeholders written after its text, ``### Human: {q}\n<image>\n### Assistant: ...``
   (the tiny recipes: media tokens that follow the question can attend to it).
+- ``groundinggpt_release``: ``groundinggpt`` exactly as the released GroundingGPT-7B's
+  ``lego/train/train.py::_add_speaker_and_signal`` wrote it: after the last turn one more
+  ``"### "`` begins, so the trained text ends ``\n### `` (the trailing space is a trained
+  token); the prompt is the same as ``groundinggpt``'s. Converted release folders record it.
 - ``llava_v0``: LLaVA's ``SeparatorStyle.SINGLE`` with ``sep="###"``, which GroundingGPT's
   *inference* code used: ``{system}###Human: {q}###Assistant: {a}###``.
 - ``vicuna_v1``: ``{system} USER: {q} ASSISTANT: {a}</s>USER: ...``; stops at ``</s>``.
@@ -85,6 +89,8 @@ class Template:
         media_last: media placeholder lines that open a human message (GroundingGPT's
             ``<image>\n`` before the question) are written after its text instead, so the
             media tokens come after the question and can attend to it.
+        closing: text written once after the last turn of a training conversation, trained
+            with it (never part of a prompt); "" for none.
     """
 
     name: str
@@ -96,6 +102,7 @@ class Template:
     header: str = "{role}:"
     message_sep: str = " "
     media_last: bool = False
+    closing: str = ""
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -183,6 +190,8 @@ def render(template: Template, turns: Sequence[Turn], prompt: bool = False) -> l
         pieces.append(Piece(template.seps[_role_index(turn.role)], trained, "sep", i))
     if prompt:  # ends with a human turn: open the assistant's answer
         pieces.append(Piece(template.role_header(ASSISTANT), False, "header", len(turns)))
+    elif template.closing:
+        pieces.append(Piece(template.closing, True, "sep", len(turns) - 1))
     return pieces
 
 
@@ -269,6 +278,13 @@ register_template(
     # question (REC only, 28.8k samples: acc@0.5 0.59 question first at batch 8, 0.47
     # image first at batch 16; with one shape in the image 0.95).
     replace(get_template("groundinggpt_short"), name="groundinggpt_short_media_last", media_last=True)
+)
+register_template(
+    # The released GroundingGPT-7B's training text (lego/train/train.py: header = system +
+    # "\n\n"; each turn "### " + role + ": " + value + "\n"; then a final "### " that is
+    # not masked): groundinggpt plus that last "### "'s trailing space. Its "###" is already
+    # the assistant separator here, so only " " remains to close the conversation.
+    replace(get_template("groundinggpt"), name="groundinggpt_release", closing=" ")
 )
 register_template(
     Template(

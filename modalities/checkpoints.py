@@ -291,7 +291,7 @@ def map_lavis_blip2_keys(state: dict[str, torch.Tensor], location: str, recipe_k
     for name, tensor in state.items():
         if any(p.search(name) for p in _LAVIS_UNUSED):
             continue
-        new = _rename(name)
+        new = lavis_qformer_name(name)
         if new is None:
             unknown.append(name)
         else:
@@ -304,7 +304,9 @@ def map_lavis_blip2_keys(state: dict[str, torch.Tensor], location: str, recipe_k
     return mapped
 
 
-def _rename(name: str) -> str | None:
+def lavis_qformer_name(name: str) -> str | None:
+    """``BlipQFormer``'s name for one LAVIS BLIP-2 key (``query_tokens``, ``ln_vision.*``,
+    ``Qformer.bert.*``); None for a name outside the mapped layout (unused or unknown)."""
     for pattern, replacement in _LAVIS_RENAMES:
         if pattern.match(name):
             return pattern.sub(replacement, name)

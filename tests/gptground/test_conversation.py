@@ -9,6 +9,7 @@ from llama_like import llama_like_tokenizer
 from gptground.conversation import (
     ASSISTANT,
     HUMAN,
+    Piece,
     ConversationError,
     Template,
     Turn,
@@ -41,6 +42,18 @@ def test_groundinggpt_renders_the_text_groundinggpt_trained_on():
         f"{SYSTEM}\n\n### Human: <image>\nWhere is the man in red?"
         "\n### Assistant: He is at [0.123, 0.456, 0.789, 0.900].\n###"
     )
+
+
+def test_groundinggpt_release_ends_with_the_trained_trailing_space_of_the_released_training_text():
+    # lego/train/train.py: header = system + "\n\n"; each turn "### " + role + ": " + value + "\n";
+    # then one more "### " (not masked, so trained).
+    expected = SYSTEM + "\n\n" + "".join(
+        f"### {'Human' if t.role == HUMAN else 'Assistant'}: {t.value}\n" for t in TWO_ROUNDS
+    ) + "### "
+    template = get_template("groundinggpt_release")
+    assert render_text(template, TWO_ROUNDS) == expected
+    assert render(template, TWO_ROUNDS)[-1] == Piece(" ", True, "sep", 3)
+    assert render_prompt(template, TWO_ROUNDS[:3]) == render_prompt(get_template("groundinggpt"), TWO_ROUNDS[:3])
 
 
 def test_media_last_writes_a_human_message_s_leading_placeholders_after_its_text():
@@ -76,13 +89,13 @@ def test_vicuna_v1_renders_user_assistant_with_eos():
 def test_only_assistant_messages_and_their_closing_separators_are_trained(name):
     pieces = render(get_template(name), TWO_ROUNDS)
     trained = [(p.kind, p.text) for p in pieces if p.trained]
-    sep = get_template(name).seps[1]
+    sep, closing = get_template(name).seps[1], get_template(name).closing
     assert trained == [
         ("message", " He is at [0.123, 0.456, 0.789, 0.900]."),
         ("sep", sep),
         ("message", " In {0.09,0.15}."),
         ("sep", sep),
-    ]
+    ] + ([("sep", closing)] if closing else [])
     headers = [p for p in pieces if p.kind == "header"]
     assert len(headers) == 4 and not any(p.trained for p in headers)
 
@@ -95,7 +108,7 @@ def test_prompt_is_a_prefix_of_the_training_text_ending_with_the_assistant_heade
     prompt, text = render_prompt(template, turns), render_text(template, turns)
     assert text.startswith(prompt)
     assert prompt.endswith(template.role_header(ASSISTANT))
-    assert text[len(prompt) :] == template.message_sep + turns[-1].value + template.seps[1]
+    assert text[len(prompt) :] == template.message_sep + turns[-1].value + template.seps[1] + template.closing
 
 
 @pytest.mark.parametrize("name", template_names())

@@ -28,7 +28,7 @@ def test_recipe_validates(path):
         load_recipe(str(path))
 
 
-@pytest.mark.parametrize("stage", ["stage1", "stage2", "stage3"])
+@pytest.mark.parametrize("stage", ["stage1", "stage2", "stage3", "groundinggpt7b"])
 def test_reference_stage_stops_with_missing_checkpoint(stage, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     code = main(["run", str(RECIPES / f"{stage}.yaml"), f"run.output_dir={tmp_path}"])
