@@ -12,12 +12,10 @@ import json
 import sys
 from collections.abc import Sequence
 
-from gptground.data.readers import RecordError
-from gptground.eval.errors import EvalInputError, EvalMediaError
-from gptground.eval.queries import EVAL_TASKS, default_record_keys
-from gptground.eval.run import EvalSettings, run_evaluation
+# Only light imports here: the arguments are defined for `gptground eval --help` without
+# torch; the model, processor and Lightning are imported when the command runs.
+from gptground.eval.tasks import EVAL_TASKS
 from gptground.grounding import available_formats
-from gptground.processor import SampleError
 
 
 def parse_roots(values: Sequence[str]) -> dict[str, str]:
@@ -26,6 +24,8 @@ def parse_roots(values: Sequence[str]) -> dict[str, str]:
     Raises:
         ValueError: an unknown record key, or a lone folder mixed with ``key=DIR`` pairs.
     """
+    from gptground.eval.queries import default_record_keys  # the registered modalities: torch
+
     keys = sorted(default_record_keys())
     pairs = [v for v in values if "=" in v]
     if len(pairs) < len(values):
@@ -88,6 +88,11 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
 
 def run_eval(args: argparse.Namespace) -> int:
     """Run ``eval`` from parsed arguments: metrics JSON on stdout; exit status 2 on bad input."""
+    from gptground.data.readers import RecordError
+    from gptground.eval.errors import EvalInputError, EvalMediaError
+    from gptground.eval.run import EvalSettings, run_evaluation
+    from gptground.processor import SampleError
+
     try:
         settings = EvalSettings(
             model=args.model,
