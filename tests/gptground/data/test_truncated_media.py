@@ -2,7 +2,8 @@
 fails with a typed ``MediaError`` naming the file, never another exception (issue 17, fault 2).
 
 Kinds: mp4 with MPEG-4 Part 2 and with H.264 (the two ``video.codec`` choices), WAV and FLAC
-(16-bit PCM, ``audio.formats``), PNG (every image), and JPEG, which users' own data brings.
+(16-bit PCM, ``audio.formats``), PNG (every image), and what users' own data brings: JPEG,
+and AAC in m4a (read by PyAV, whose stream table can be cut like an mp4's).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import av
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -27,7 +30,7 @@ from modalities.errors import MediaError
 from modalities.image import decode_image
 from modalities.video_io import read_video
 
-KINDS = ("mp4-mpeg4", "mp4-libx264", "wav", "flac", "png", "jpeg")
+KINDS = ("mp4-mpeg4", "mp4-libx264", "wav", "flac", "png", "jpeg", "m4a-aac")
 
 
 def _world(root: Path, codec: str, audio_format: str) -> Path:
@@ -64,13 +67,26 @@ def originals(tmp_path_factory) -> dict[str, Path]:
     jpeg = base / "img.jpg"
     Image.open(files["png"]).convert("RGB").save(jpeg, quality=90)
     files["jpeg"] = jpeg
+    files["m4a-aac"] = _write_aac(base / "tone.m4a", seconds=1.0, sample_rate=16000)
     return files
+
+
+def _write_aac(path: Path, seconds: float, sample_rate: int) -> Path:
+    """A 440 Hz tone, AAC in an m4a container (PyAV writes its moov box last, as for mp4)."""
+    samples = (0.5 * np.sin(2 * np.pi * 440.0 * np.arange(int(seconds * sample_rate)) / sample_rate)).astype(np.float32)
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("aac", rate=sample_rate, layout="mono")
+        frame = av.AudioFrame.from_ndarray(samples[None, :], format="fltp", layout="mono")
+        frame.sample_rate = sample_rate
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    return path
 
 
 def _load(path: Path, kind: str) -> None:
     if kind.startswith("mp4"):
         read_video(path, num_samples=8, max_frame_pixels=10**8)
-    elif kind in ("wav", "flac"):
+    elif kind in ("wav", "flac", "m4a-aac"):
         load_waveform(path, sample_rate=16000)
     else:
         decode_image(path, max_pixels=10**8)
