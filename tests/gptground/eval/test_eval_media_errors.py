@@ -136,3 +136,19 @@ def test_score_reads_error_lines_with_unknown_size_as_wrong_answers(tmp_path):
     spans.write_text(json.dumps({"id": "v", "prediction": "", "answer": [[0, 1]], "duration": None}) + "\n")
     with pytest.raises(ValueError, match="duration"):  # null only where the media failed
         score_file(spans, "tvg")
+
+
+def test_the_demo_draws_no_picture_for_an_item_whose_image_failed(world, tmp_path):
+    from gptground.eval.generate import Answer
+    from gptground.eval.queries import items_from_records
+    from gptground.pipeline import draw_pictures
+
+    items = items_from_records(read_records(str(world.path("rec", "test"))), "rec", {"image": str(world.root)})
+    answers = [
+        Answer(item.id, "", {}, error="cannot load") if index in BROKEN else Answer(item.id, "[0.1, 0.1, 0.5, 0.5]", {})
+        for index, item in enumerate(items)
+    ]
+    predictions = [run.to_prediction(item, answer, "rec", "groundinggpt") for item, answer in zip(items, answers)]
+    draw_pictures("rec", items, predictions, str(tmp_path), count=3)
+    drawn = sorted(p.stem for p in tmp_path.glob("*.png"))
+    assert drawn == sorted(items[i].id for i in (0, 2, 4))  # the first three readable ones
