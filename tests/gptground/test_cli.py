@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from gptground.cli import build_parser, lightning_main
+from gptground.cli import COMMANDS, build_parser, lightning_main
 
 
 def test_help_lists_commands_and_examples(capsys):
@@ -47,11 +47,7 @@ HEAVY = ("torch", "lightning", "transformers")
     "argv",
     [
         ["--help"],
-        ["eval", "--help"],
-        ["ground", "--help"],
-        ["score", "--help"],
-        ["run", "--help"],
-        ["data", "synth", "--help"],
+        *([*command.name.split(), "--help"] for command in COMMANDS),  # a command added later is checked too
         ["eval"],  # an argument error: the required arguments are missing
         ["ground", "m", "x.png"],
         ["nope"],
@@ -71,7 +67,7 @@ def test_help_and_argument_errors_import_no_torch(argv):
 
 
 def test_every_command_defines_its_arguments_and_runner():
-    from gptground.cli import COMMANDS, _resolve
+    from gptground.cli import _resolve
 
     parser = build_parser()  # every command's arguments
     for command in COMMANDS:
