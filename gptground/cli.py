@@ -1,11 +1,14 @@
-"""Command line: ``gptground run|eval|score|ground|data`` and the ``lightning`` command."""
+"""Command line: ``gptground run|eval|score|ground|convert|data`` and the ``lightning`` command."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 EXAMPLES = """examples:
   gptground run recipes/demo.yaml                       # the embedded default, CPU, no downloads
@@ -13,66 +16,127 @@ EXAMPLES = """examples:
   gptground run recipes/stage3.yaml model.init_from=stage2   # the newest finished stage2 folder
   lightning run recipes/stage3.yaml trainer.devices=8 trainer.num_nodes=2
   gptground score preds.jsonl --task tvg
-  gptground data synth --out data/synth
   gptground convert groundinggpt zwli/GroundingGPT --out models/groundinggpt7b
+  gptground data synth --out data/synth
 """
 
 
-def _cmd_run(args) -> int:
+@dataclass(frozen=True)
+class Command:
+    """One subcommand. Its arguments and its runner are named as "module:function" and
+    imported only when needed, so that ``gptground --help`` and argument errors take well
+    under a second: the modules behind ``arguments`` must import no torch, Lightning or
+    transformers (a test checks); the runner imports what it needs when it runs.
+
+    Attributes:
+        name: the words that select it: "eval", or "data synth" for a nested command.
+        help: one line for ``gptground --help``.
+        arguments: "module:function" that adds the command's arguments to a parser.
+        run: "module:function" that runs it from the parsed arguments; returns an exit status.
+    """
+
+    name: str
+    help: str
+    arguments: str
+    run: str
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command("run", "train (and evaluate) as a recipe says", "gptground.cli:add_run_arguments", "gptground.cli:run_recipe_command"),
+    Command(
+        "eval",
+        "evaluate a model folder on a benchmark: predictions JSONL + metrics.json",
+        "gptground.eval.cli:add_eval_arguments",
+        "gptground.eval.cli:run_eval",
+    ),
+    Command(
+        "ground",
+        "ask a model one question about an image, video or sound; draw the answer",
+        "gptground.ground_cli:add_ground_arguments",
+        "gptground.ground_cli:run_ground",
+    ),
+    Command(
+        "score",
+        "recompute metrics from a predictions JSONL file",
+        "gptground.eval.score:add_score_arguments",
+        "gptground.eval.score:run_score",
+    ),
+    Command(
+        "convert groundinggpt",
+        "the released GroundingGPT-7B (a folder or hub id in its LEGO layout) -> a model folder",
+        "gptground.convert.cli:add_groundinggpt_arguments",
+        "gptground.convert.cli:run_convert",
+    ),
+    Command(
+        "data synth",
+        "generate the synthetic grounding world",
+        "gptground.synth.cli:add_synth_arguments",
+        "gptground.synth.cli:run_synth",
+    ),
+)
+GROUPS = {"convert": "convert a published checkpoint into a model folder", "data": "make or check data"}
+"""Help of the first word of nested commands."""
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("recipe", help="recipe YAML file")
+    parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. optim.lr=2e-5")
+    return parser
+
+
+def run_recipe_command(args: argparse.Namespace) -> int:
     from gptground.runner import run_recipe
 
     run_recipe(args.recipe, args.overrides)
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _resolve(target: str):
+    module, function = target.split(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def _selected(argv: Sequence[str] | None) -> Command | None:
+    """The command ``argv`` names (its words come first, options aside), or None."""
+    words = [a for a in (argv or []) if not a.startswith("-")]
+    for command in COMMANDS:
+        names = command.name.split()
+        if words[: len(names)] == names:
+            return command
+    return None
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The ``gptground`` parser.
+
+    Args:
+        argv: the arguments about to be parsed: only the command they name gets its
+            arguments (importing only its module). None: every command gets its arguments.
+    """
     parser = argparse.ArgumentParser(
         prog="gptground",
         description="Train and query multimodal grounding models.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    selected = _selected(argv) if argv is not None else None
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser(
-        "run",
-        help="train (and evaluate) as a recipe says",
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    run.add_argument("recipe", help="recipe YAML file")
-    run.add_argument("overrides", nargs="*", help="key=value overrides, e.g. optim.lr=2e-5")
-    run.set_defaults(func=_cmd_run)
-    _add_optional_commands(sub)
+    groups: dict[str, argparse._SubParsersAction] = {}
+    for command in COMMANDS:
+        *group, name = command.name.split()
+        where = sub
+        if group:  # a nested command: "data synth" under "data"
+            if group[0] not in groups:
+                holder = sub.add_parser(group[0], help=GROUPS[group[0]])
+                groups[group[0]] = holder.add_subparsers(dest=f"{group[0]}_command", required=True)
+            where = groups[group[0]]
+        command_parser = where.add_parser(
+            name, help=command.help, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
+        if argv is None or command is selected:
+            _resolve(command.arguments)(command_parser)
+        command_parser.set_defaults(command_spec=command)
     return parser
-
-
-def _add_optional_commands(sub) -> None:
-    """Commands whose modules register their own arguments."""
-    from gptground.eval.score import add_score_arguments, run_score
-
-    from gptground.eval.cli import add_eval_arguments, run_eval
-    from gptground.ground_cli import add_ground_arguments, run_ground
-
-    evaluate = sub.add_parser("eval", help="evaluate a model folder on a benchmark: predictions JSONL + metrics.json")
-    add_eval_arguments(evaluate)
-    evaluate.set_defaults(func=run_eval)
-    ground = sub.add_parser("ground", help="ask a model one question about an image, video or sound; draw the answer")
-    add_ground_arguments(ground)
-    ground.set_defaults(func=run_ground)
-    score = sub.add_parser("score", help="recompute metrics from a predictions JSONL file")
-    add_score_arguments(score)
-    score.set_defaults(func=run_score)
-    from gptground.convert.cli import add_convert_arguments
-
-    convert = sub.add_parser("convert", help="convert a published checkpoint into a model folder")
-    add_convert_arguments(convert)
-    from gptground.synth import add_synth_arguments, run_synth
-
-    data = sub.add_parser("data", help="make or check data")
-    data_sub = data.add_subparsers(dest="data_command", required=True)
-    synth = data_sub.add_parser("synth", help="generate the synthetic grounding world")
-    add_synth_arguments(synth)
-    synth.set_defaults(func=run_synth)
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -85,9 +149,10 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("GPTGROUND_LOG", "INFO"), format="%(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(argv).parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        return int(_resolve(args.command_spec.run)(args) or 0)
     except _user_errors() as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -15,10 +15,12 @@ import json
 import os
 import sys
 
-from gptground.api import BoxGrounding, Grounder, SpanGrounding
+from typing import TYPE_CHECKING
+
 from gptground.grounding import Box, Span
-from gptground.viz import audio_timeline, box_picture, video_timeline
-from modalities import UnsupportedMediaError
+
+if TYPE_CHECKING:  # the model, the media decoders and torch are imported when the command runs
+    from gptground.api import BoxGrounding, Grounder, SpanGrounding
 
 EXTENSIONS = {
     "image": {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"},
@@ -37,6 +39,8 @@ def modality_of_file(path: str) -> str:
     for modality, extensions in EXTENSIONS.items():
         if extension in extensions:
             return modality
+    from modalities import UnsupportedMediaError
+
     raise UnsupportedMediaError(
         path, f"cannot tell the modality from {extension or 'no extension'!r}; pass --modality image|video|audio"
     )
@@ -81,6 +85,8 @@ def add_ground_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
 
 def run_ground(args: argparse.Namespace) -> int:
     """Run ``ground`` from parsed arguments; exit status 2 on bad input."""
+    from gptground.api import Grounder
+
     try:
         modality = args.modality or modality_of_file(args.media)
         if args.sound and modality != "image":
@@ -117,6 +123,8 @@ def _ask(grounder: Grounder, modality: str, args: argparse.Namespace) -> BoxGrou
 
 
 def _report(answer: BoxGrounding | SpanGrounding) -> dict:
+    from gptground.api import BoxGrounding  # imported already by run_ground
+
     report = {"question": answer.query, "answer": answer.text}
     if isinstance(answer, BoxGrounding):
         report.update(boxes=[b.as_list() for b in answer.boxes], image_size=list(answer.image_size))
@@ -127,6 +135,9 @@ def _report(answer: BoxGrounding | SpanGrounding) -> dict:
 
 
 def _picture(answer: BoxGrounding | SpanGrounding, modality: str, media: str, truth: list):
+    from gptground.api import BoxGrounding
+    from gptground.viz import audio_timeline, box_picture, video_timeline
+
     if isinstance(answer, BoxGrounding):
         return box_picture(media, answer.boxes, truth)
     draw = video_timeline if modality == "video" else audio_timeline

@@ -201,7 +201,8 @@ def draw_pictures(task: str, items, predictions, out: str, count: int) -> None:
     from gptground import viz
 
     os.makedirs(out, exist_ok=True)
-    for item, p in list(zip(items, predictions))[:count]:
+    drawable = [(item, p) for item, p in zip(items, predictions) if p.error is None]  # others: media unreadable
+    for item, p in drawable[:count]:
         media = item.query.media
         if task_values(task) == "boxes":
             picture = viz.box_picture(media["image"], [Box(*v) for v in p.values], [Box(*t) for t in p.truths])

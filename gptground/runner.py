@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from gptground.config import load_recipe
 from gptground.pipeline import is_pipeline, run_pipeline
 from gptground.training.run import train
@@ -17,5 +19,8 @@ def run_recipe(path: str, overrides: list[str] | tuple[str, ...] = ()) -> str:
         run_dir = run_pipeline(path, overrides)
     else:
         run_dir = train(load_recipe(path, overrides))
-    print(f"run folder: {run_dir}")
+    # The promised last line: what was written to stderr comes out before it, and it is
+    # flushed at once (stdout into a pipe or a file is block-buffered).
+    sys.stderr.flush()
+    print(f"run folder: {run_dir}", flush=True)
     return run_dir

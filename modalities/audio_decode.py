@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 
 import av
 import numpy as np
@@ -23,6 +24,10 @@ import torchaudio
 
 from modalities.errors import CorruptMediaError, MediaTooLargeError, UnsupportedMediaError
 from modalities.io import MediaSource, read_bytes, source_name
+
+# What PyAV and FFmpeg raise on a truncated or corrupt container besides FFmpegError. Caught
+# only around the PyAV decode of ``decode_audio`` (the decode boundary).
+_PYAV_DECODE_FAILURES = (av.FFmpegError, EOFError, ValueError, IndexError, RuntimeError, struct.error)
 
 # Extensions of files that hold sound (audio formats and video containers with a sound
 # track). An undecodable file with one of these is corrupt; with any other, unsupported.
@@ -82,10 +87,11 @@ def decode_audio(
     except sf.LibsndfileError as sndfile_error:
         try:
             channels, rate = _decode_pyav(data, name, max_duration_s)
-        except av.FFmpegError as ffmpeg_error:
+        except _PYAV_DECODE_FAILURES as ffmpeg_error:
+            detail = getattr(ffmpeg_error, "strerror", None) or f"{type(ffmpeg_error).__name__}: {ffmpeg_error}"
             reason = (
                 f"not decodable by libsndfile ({sndfile_error.error_string.rstrip('.')}) "
-                f"nor FFmpeg ({ffmpeg_error.strerror})"
+                f"nor FFmpeg ({detail})"
             )
             raise _undecodable(name, reason) from ffmpeg_error
     _check_samples(channels, name)
@@ -122,6 +128,10 @@ def _decode_pyav(data: bytes, name: str, max_duration_s: float | None) -> tuple[
         if not container.streams.audio:
             raise UnsupportedMediaError(name, "has no audio stream")
         stream = container.streams.audio[0]
+        # An mp4/m4a cut inside its stream table opens with an audio stream that has no
+        # decoder (codec_context None; stream.rate then raises AttributeError).
+        if stream.codec_context is None or not stream.codec_context.sample_rate:
+            raise CorruptMediaError(name, "the audio stream's header is incomplete (file cut short?)")
         rate = stream.rate
         declared_s = _declared_seconds(stream, container)
         if declared_s is not None:

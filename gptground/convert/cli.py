@@ -8,13 +8,11 @@ import sys
 DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 
 
-def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="convert_command", required=True)
-    lego = sub.add_parser(
-        "groundinggpt",
-        help="the released GroundingGPT-7B (zwli/GroundingGPT) -> a GPTGround model folder",
-        description="Convert the released GroundingGPT-7B checkpoint (a folder or hub id in its LEGO layout) "
-        "into a self-contained model folder for Grounder.load, `gptground eval` and `gptground ground`.",
+def add_groundinggpt_arguments(lego: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Arguments of ``gptground convert groundinggpt``."""
+    lego.description = (
+        "Convert the released GroundingGPT-7B checkpoint (a folder or hub id in its LEGO layout) "
+        "into a self-contained model folder for Grounder.load, `gptground eval` and `gptground ground`."
     )
     lego.add_argument("source", metavar="SRC", help="the release: a local folder or a hub id (zwli/GroundingGPT)")
     lego.add_argument("--out", required=True, metavar="DEST", help="the model folder to write")
@@ -25,7 +23,7 @@ def add_convert_arguments(parser: argparse.ArgumentParser) -> None:
         help="the CLIP image tower (folder or hub id); default: the release's config.mm_vision_tower",
     )
     lego.add_argument("--overwrite", action="store_true", help="replace DEST if it exists")
-    lego.set_defaults(func=run_convert)
+    return lego
 
 
 def run_convert(args) -> int:

@@ -58,6 +58,8 @@ class FeatureStore:
         self._fingerprints = {n: encoder_fingerprint(m) for n, m in self.modalities.items()}
         self._features: dict[str, dict[str, torch.Tensor]] = {}
         self._meta: dict[str, dict[str, CachedMeta]] = {}
+        # modality -> (file, reason) of each file the last ``build`` could not load.
+        self.left_out: dict[str, list[tuple[str, str]]] = {}
 
     def _files(self, name: str) -> tuple[str, str]:
         stem = os.path.join(self.root, f"{name}-{self._fingerprints[name]}")
@@ -87,15 +89,21 @@ class FeatureStore:
     def build(self, sources: Mapping[str, Iterable[str]], batch_size: int = 32) -> dict[str, int]:
         """Encode every source not yet stored; returns how many were added per modality.
 
-        Files that fail to load are left out (and logged): the processor then reports them
-        as bad samples when it meets them, as it would without a store.
+        Files that fail to load (any ``MediaError``: missing, cut short, undecodable) are
+        left out, listed in ``left_out`` and logged: the processor then meets the file again
+        and reports each of its samples as skipped, as it would without a store.
         """
         self.load()
         os.makedirs(self.root, exist_ok=True)
         added = {}
+        self.left_out = {}
         for name, paths in sources.items():
             todo = sorted({str(p) for p in paths if not self.has(name, p)})
             added[name] = self._encode_all(name, todo, batch_size)
+        bad = {name: len(files) for name, files in self.left_out.items() if files}
+        if bad:
+            log.warning("feature store: %s media files could not be loaded and are not cached; "
+                        "their samples will be skipped and counted", bad)
         return added
 
     def _encode_all(self, name: str, paths: list[str], batch_size: int) -> int:
@@ -104,15 +112,19 @@ class FeatureStore:
         modality = self.modalities[name]  # encode() runs the frozen encoder, always in eval mode
         features = self._features.setdefault(name, {})
         meta = self._meta.setdefault(name, {})
+        left_out = self.left_out.setdefault(name, [])
+        added = 0
         for start in range(0, len(paths), batch_size):
             loaded = []
             for path in paths[start : start + batch_size]:
                 try:
                     loaded.append((path, modality.load(path)))
-                except MediaError as e:
-                    log.warning("feature store: skipping %s: %s", path, e)
+                except MediaError as e:  # the error names the file
+                    log.warning("feature store: skipping %s", e)
+                    left_out.append((path, e.reason))
             if not loaded:
                 continue
+            added += len(loaded)
             x = torch.stack([modality.transform(m, train=False) for _, m in loaded])
             out = modality.encode(x)
             for (path, media), f in zip(loaded, out):
@@ -120,7 +132,7 @@ class FeatureStore:
                 features[self._key(path)] = f.float().contiguous().clone()
                 meta[self._key(path)] = _meta_of(media)
         self._save(name)
-        return len(paths)
+        return added
 
     def _save(self, name: str) -> None:
         tensors, meta = self._files(name)

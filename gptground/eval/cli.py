@@ -12,12 +12,10 @@ import json
 import sys
 from collections.abc import Sequence
 
-from gptground.data.readers import RecordError
-from gptground.eval.errors import EvalInputError
-from gptground.eval.queries import EVAL_TASKS, default_record_keys
-from gptground.eval.run import EvalSettings, run_evaluation
+# Only light imports here: the arguments are defined for `gptground eval --help` without
+# torch; the model, processor and Lightning are imported when the command runs.
+from gptground.eval.tasks import EVAL_TASKS
 from gptground.grounding import available_formats
-from gptground.processor import SampleError
 
 
 def parse_roots(values: Sequence[str]) -> dict[str, str]:
@@ -26,6 +24,8 @@ def parse_roots(values: Sequence[str]) -> dict[str, str]:
     Raises:
         ValueError: an unknown record key, or a lone folder mixed with ``key=DIR`` pairs.
     """
+    from gptground.eval.queries import default_record_keys  # the registered modalities: torch
+
     keys = sorted(default_record_keys())
     pairs = [v for v in values if "=" in v]
     if len(pairs) < len(values):
@@ -74,6 +74,12 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     parser.add_argument("--template", default=None, help="conversation template (default: the one the model folder records)")
     parser.add_argument("--constrained", action="store_true", help="decode coordinates constrained to the format")
     parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N items")
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail on an item whose media fail to load (default: score it as a wrong answer, "
+        "say why in predictions.jsonl's 'error' and count it in metrics.json's 'media_errors')",
+    )
     parser.add_argument("--wandb", action="store_true", help="log a W&B table of predictions with pictures")
     parser.add_argument("--wandb-project", default="gptground", help="W&B project")
     parser.add_argument("--wandb-rows", type=int, default=16, help="table rows (each draws a picture)")
@@ -82,6 +88,11 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
 
 def run_eval(args: argparse.Namespace) -> int:
     """Run ``eval`` from parsed arguments: metrics JSON on stdout; exit status 2 on bad input."""
+    from gptground.data.readers import RecordError
+    from gptground.eval.errors import EvalInputError, EvalMediaError
+    from gptground.eval.run import EvalSettings, run_evaluation
+    from gptground.processor import SampleError
+
     try:
         settings = EvalSettings(
             model=args.model,
@@ -98,6 +109,7 @@ def run_eval(args: argparse.Namespace) -> int:
             template=args.template,
             constrained=args.constrained,
             limit=args.limit,
+            strict=args.strict,
             wandb=args.wandb,
             wandb_project=args.wandb_project,
             wandb_rows=args.wandb_rows,
@@ -107,7 +119,7 @@ def run_eval(args: argparse.Namespace) -> int:
         return 2
     try:
         metrics = run_evaluation(settings)
-    except (RecordError, EvalInputError, SampleError) as error:
+    except (RecordError, EvalInputError, EvalMediaError, SampleError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if metrics is not None:  # rank 0 of a multi-process run, or the only process

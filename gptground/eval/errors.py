@@ -36,3 +36,17 @@ class EvalInputError(ValueError):
         """Where the bad input is: ``path``, ``path:line`` and/or ``(record X)``."""
         where = self.path if self.line is None else f"{self.path}:{self.line}"
         return where if self.record is None else f"{where} (record {self.record!r})"
+
+
+class EvalMediaError(RuntimeError):
+    """Items whose media failed to load, in a ``strict`` evaluation.
+
+    Attributes:
+        failures: (item id, the media error's message, which names the file) per item.
+    """
+
+    def __init__(self, failures: list[tuple[str, str]]) -> None:
+        self.failures = list(failures)
+        shown = "; ".join(f"item {item!r}: {error}" for item, error in self.failures[:5])
+        more = f" (and {len(self.failures) - 5} more)" if len(self.failures) > 5 else ""
+        super().__init__(f"{len(self.failures)} item(s) whose media failed to load: {shown}{more}")

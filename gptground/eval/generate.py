@@ -17,7 +17,7 @@ from transformers import LogitsProcessor, LogitsProcessorList, PreTrainedTokeniz
 
 from gptground.collate import collate
 from gptground.conversation import Turn
-from gptground.processor import MediaMeta, Processor, Sample
+from gptground.processor import MediaMeta, Processor, Sample, SampleMediaError
 
 
 @dataclass
@@ -37,11 +37,20 @@ class Query:
 
 @dataclass
 class Answer:
-    """The decoded answer to a Query, with what its media turned out to be."""
+    """The decoded answer to a Query, with what its media turned out to be.
+
+    ``error`` is set (and ``text`` empty) when the question could not be asked because its
+    media failed to load: the message names the file and says why.
+    """
 
     id: str
     text: str
     media_meta: dict[str, MediaMeta]
+    error: str | None = None
+
+
+MEDIA_ERROR_POLICIES = ("raise", "empty_answer")
+"""What ``answer_queries`` does with a query whose media fail to load."""
 
 
 def cut_at_stop(text: str, stop: str) -> str:
@@ -162,12 +171,31 @@ def answer_queries(
     batch_size: int = 16,
     max_new_tokens: int = 48,
     logits_processor: Sequence[LogitsProcessor] | None = None,
+    on_media_error: str = "raise",
 ) -> list[Answer]:
-    """Greedy answers to ``queries``, in order; each batch's media are encoded together."""
+    """Greedy answers to ``queries``, in order; each batch's media are encoded together.
+
+    ``on_media_error``: "raise" lets a query whose media fail to load raise its
+    ``SampleMediaError``; "empty_answer" gives it an empty ``Answer`` whose ``error`` names
+    the file, and answers the other queries of its batch.
+    """
+    if on_media_error not in MEDIA_ERROR_POLICIES:
+        raise ValueError(f"on_media_error must be one of {MEDIA_ERROR_POLICIES}, got {on_media_error!r}")
     model.eval()
     answers = []
     for chunk in batches(list(queries), batch_size):
-        samples = [processor.prompt(q.question, media=q.media, sample_id=q.id) for q in chunk]
-        texts = generate_batch(model, processor, samples, max_new_tokens, logits_processor)
-        answers += [Answer(s.sample_id, text, dict(s.media_meta)) for s, text in zip(samples, texts)]
+        prompts = [_prompt_or_failure(processor, q, on_media_error) for q in chunk]
+        samples = [p for p in prompts if isinstance(p, Sample)]
+        texts = iter(generate_batch(model, processor, samples, max_new_tokens, logits_processor) if samples else [])
+        for p in prompts:  # input order, failures in their places
+            answers.append(Answer(p.sample_id, next(texts), dict(p.media_meta)) if isinstance(p, Sample) else p)
     return answers
+
+
+def _prompt_or_failure(processor: Processor, query: Query, on_media_error: str) -> Sample | Answer:
+    try:
+        return processor.prompt(query.question, media=query.media, sample_id=query.id)
+    except SampleMediaError as e:
+        if on_media_error == "raise":
+            raise
+        return Answer(query.id, "", {}, error=str(e.media_error))

@@ -6,6 +6,8 @@ Line schema::
      "image_size": [width, height]   # task "rec": answer holds [x1, y1, x2, y2] pixels
      "duration": seconds             # task "tvg": answer holds [start, end] seconds
      "format": "groundinggpt"}       # optional: the grounding format of "prediction"
+     "error": "..."}                 # optional: the item's media failed to load (a wrong
+                                     # answer; image_size or duration may then be null)
 
 Every line is checked; the first bad one raises :class:`EvalInputError` with file and line.
 """
@@ -33,10 +35,12 @@ class BoxPrediction:
     id: str
     text: str
     truths: tuple[Box, ...]
-    image_size: tuple[float, float]
-    """(width, height) of the original image, pixels."""
+    image_size: tuple[float, float] | None
+    """(width, height) of the original image, pixels; None only on a line with an error."""
     format: str | None
     line: int
+    error: str | None = None
+    """Why the item was not answered (its media failed to load)."""
 
 
 @dataclass(frozen=True)
@@ -46,10 +50,12 @@ class SpanPrediction:
     id: str
     text: str
     truths: tuple[Span, ...]
-    duration: float
-    """Clip length in seconds."""
+    duration: float | None
+    """Clip length in seconds; None only on a line with an error."""
     format: str | None
     line: int
+    error: str | None = None
+    """Why the item was not answered (its media failed to load)."""
 
 
 P = TypeVar("P", BoxPrediction, SpanPrediction)
@@ -90,9 +96,13 @@ def _read(path: PathLike, read_line: Callable[[dict[str, Any], Where], P]) -> li
 
 
 def _read_box_line(raw: dict[str, Any], where: Where) -> BoxPrediction:
-    size = numbers(require(raw, "image_size", where), 2, "image_size [width, height]", where)
-    if min(size) <= 0:
-        raise where.error(f"image_size must be positive, got {size!r}")
+    error = _error(raw, where)
+    if error is not None and raw.get("image_size") is None:
+        size = None
+    else:
+        size = numbers(require(raw, "image_size", where), 2, "image_size [width, height]", where)
+        if min(size) <= 0:
+            raise where.error(f"image_size must be positive, got {size!r}")
     truths = tuple(
         Box(*numbers(v, 4, "an answer box [x1, y1, x2, y2]", where)) for v in _answer(raw, where)
     )
@@ -100,14 +110,19 @@ def _read_box_line(raw: dict[str, Any], where: Where) -> BoxPrediction:
         _id(raw, where),
         text(raw, "prediction", where),
         truths,
-        (size[0], size[1]),
+        None if size is None else (size[0], size[1]),
         _format(raw, where),
         where.line,
+        error,
     )
 
 
 def _read_span_line(raw: dict[str, Any], where: Where) -> SpanPrediction:
-    duration = number(require(raw, "duration", where), "duration", where, positive=True)
+    error = _error(raw, where)
+    if error is not None and raw.get("duration") is None:
+        duration = None
+    else:
+        duration = number(require(raw, "duration", where), "duration", where, positive=True)
     truths = tuple(
         Span(*numbers(v, 2, "an answer span [start, end]", where)) for v in _answer(raw, where)
     )
@@ -118,6 +133,7 @@ def _read_span_line(raw: dict[str, Any], where: Where) -> SpanPrediction:
         duration,
         _format(raw, where),
         where.line,
+        error,
     )
 
 
@@ -139,4 +155,11 @@ def _format(raw: dict[str, Any], where: Where) -> str | None:
     value = raw.get("format")
     if value is not None and not isinstance(value, str):
         raise where.error(f"'format' must be a format name, got {value!r}")
+    return value
+
+
+def _error(raw: dict[str, Any], where: Where) -> str | None:
+    value = raw.get("error")
+    if value is not None and (not isinstance(value, str) or not value):
+        raise where.error(f"'error' must be a non-empty message, got {value!r}")
     return value

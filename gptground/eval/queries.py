@@ -21,16 +21,16 @@ from gptground.conversation import HUMAN, Turn
 from gptground.data.readers import Record, RecordError, resolve_media_path
 from gptground.eval.benchmarks.items import MomentItem, RecItem, SoundSourceItem
 from gptground.eval.generate import Query
+from gptground.eval.tasks import (  # noqa: F401 - re-exported: the task constants' old home
+    CLIP_MODALITY,
+    EVAL_TASKS,
+    SCORE_TASKS,
+    TASK_VALUES,
+    task_values,
+)
 from gptground.grounding.types import Box, Span
 from modalities import get_modality_class, registered_modalities
 
-TASK_VALUES = {"rec": "boxes", "sound_loc": "boxes", "video_tg": "spans", "audio_tg": "spans", "tvg": "spans"}
-"""Evaluation task -> what its answers hold."""
-EVAL_TASKS = tuple(TASK_VALUES)
-SCORE_TASKS = {"boxes": "rec", "spans": "tvg"}
-"""What answers hold -> the task name of ``gptground score``."""
-CLIP_MODALITY = {"video_tg": "video", "tvg": "video", "audio_tg": "audio"}
-"""Span task -> the modality whose duration the spans are relative to."""
 
 DEFAULT_QUESTIONS = {
     "rec": "Where is {query}?",
@@ -59,13 +59,6 @@ class EvalItem:
     @property
     def id(self) -> str:
         return self.query.id
-
-
-def task_values(task: str) -> str:
-    """ "boxes" or "spans" for an evaluation task; ValueError names the tasks otherwise."""
-    if task not in TASK_VALUES:
-        raise ValueError(f"task must be one of {EVAL_TASKS}, got {task!r}")
-    return TASK_VALUES[task]
 
 
 def default_record_keys() -> dict[str, str]:

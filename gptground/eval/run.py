@@ -8,9 +8,14 @@ writes into the output folder::
 
     predictions.jsonl   one line per item, in input order: id, task, prompt, prediction
                         (raw text), boxes (pixels) or spans (seconds), answer (truth), iou,
-                        image_size or duration, format, parse_failures
+                        image_size or duration, format, parse_failures, and ``error`` when
+                        the item's media failed to load
     metrics.json        the metrics; ``gptground score predictions.jsonl --task rec|tvg``
                         recomputes exactly these from the file alone
+
+An item whose media fail to load (missing, cut short, undecodable) is a wrong answer: an
+empty prediction whose ``error`` names the file, counted in ``media_errors`` and kept in the
+denominator, and the run goes on. ``strict=True`` makes it fail instead.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from transformers import LogitsProcessor
 from gptground.data.readers import read_records
 from gptground.eval.constrained import CoordinateConstraint
 from gptground.eval.distributed import gather_in_order, rank_and_world, shard_positions
+from gptground.eval.errors import EvalMediaError
 from gptground.eval.generate import Answer, answer_queries, inference_dtype
 from gptground.eval.metrics import box_iou, rec_accuracy, span_iou, temporal_grounding
 from gptground.eval.queries import (
@@ -37,7 +43,7 @@ from gptground.eval.queries import (
     question_text,
     task_values,
 )
-from gptground.eval.score import write_metrics
+from gptground.eval.score import count_media_errors, write_metrics
 from gptground.eval.wandb_table import log_predictions
 from gptground.grounding import DEFAULT_FORMAT, Box, Span, get_format
 from gptground.model.build import load_model
@@ -59,6 +65,7 @@ class Prediction:
         image_size: (width, height) the boxes were de-normalised with (box tasks).
         duration: clip length in s the spans were de-normalised with (span tasks).
         failures: why parts of the answer could not be read.
+        error: why the item could not be asked (its media failed to load; names the file).
     """
 
     id: str
@@ -72,6 +79,7 @@ class Prediction:
     image_size: tuple[float, float] | None = None
     duration: float | None = None
     failures: list[str] = field(default_factory=list)
+    error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The JSONL line; ``gptground score`` reads id, prediction, answer, size and format."""
@@ -85,18 +93,29 @@ class Prediction:
             "answer": self.truths,
             "iou": self.iou,
         }
-        if kind == "boxes":
-            line["image_size"] = list(self.image_size)
+        if kind == "boxes":  # unknown (null) only when the image failed to load
+            line["image_size"] = list(self.image_size) if self.image_size is not None else None
         else:
             line["duration"] = self.duration
         line["format"] = self.format
         line["parse_failures"] = self.failures
+        if self.error is not None:
+            line["error"] = self.error
         return line
 
 
 def to_prediction(item: EvalItem, answer: Answer, task: str, fmt: str) -> Prediction:
-    """Parse one answer with the item's image size or clip duration and score it."""
+    """Parse one answer with the item's image size or clip duration and score it.
+
+    An answer with an ``error`` (its media failed to load) is wrong: no value, IoU 0.
+    """
     parser = get_format(fmt)
+    if answer.error is not None:
+        return Prediction(
+            id=item.id, task=task, prompt=question_text(item.query.question), text="", values=[],
+            truths=[truth.as_list() for truth in item.truths], iou=0.0, format=parser.name,
+            image_size=item.image_size, duration=item.duration, error=answer.error,
+        )
     if task_values(task) == "boxes":
         size = tuple(item.image_size or answer.media_meta["image"].size)
         parsed = parser.parse(answer.text, image_size=size)
@@ -120,14 +139,17 @@ def to_prediction(item: EvalItem, answer: Answer, task: str, fmt: str) -> Predic
 
 
 def score_predictions(predictions: Sequence[Prediction], task: str) -> dict[str, float | int]:
-    """The task's metrics over predictions (REC Acc@0.5, or R@1 at 0.3/0.5/0.7 and mIoU)."""
+    """The task's metrics over predictions (REC Acc@0.5, or R@1 at 0.3/0.5/0.7 and mIoU),
+    with ``media_errors``: items whose media failed to load (wrong, in the denominator)."""
     if task_values(task) == "boxes":
-        return rec_accuracy(
+        metrics = rec_accuracy(
             [[Box(*v) for v in p.values] for p in predictions], [[Box(*t) for t in p.truths] for p in predictions]
         )
-    return temporal_grounding(
-        [[Span(*v) for v in p.values] for p in predictions], [[Span(*t) for t in p.truths] for p in predictions]
-    )
+    else:
+        metrics = temporal_grounding(
+            [[Span(*v) for v in p.values] for p in predictions], [[Span(*t) for t in p.truths] for p in predictions]
+        )
+    return count_media_errors(metrics, sum(p.error is not None for p in predictions))
 
 
 def evaluate(
@@ -139,6 +161,7 @@ def evaluate(
     batch_size: int = 8,
     max_new_tokens: int = 48,
     logits_processor: Sequence[LogitsProcessor] | None = None,
+    strict: bool = False,
 ) -> tuple[dict[str, float | int], list[Prediction]]:
     """Answer and score ``items``; with a process group, each process answers its shard.
 
@@ -151,10 +174,16 @@ def evaluate(
         batch_size: questions generated together per process.
         max_new_tokens: the most tokens per answer.
         logits_processor: e.g. ``[CoordinateConstraint(tokenizer)]``.
+        strict: fail at the first item whose media fail to load, instead of counting it
+            as a wrong answer. With several processes, every process fails after the
+            answers are gathered (one failing alone would leave the others waiting).
 
     Returns:
         (metrics, predictions in input order), the same on every process and for any
         number of processes.
+
+    Raises:
+        SampleMediaError (one process) or EvalMediaError (several), when ``strict``.
     """
     task_values(task)
     ids = [item.id for item in items]
@@ -164,9 +193,16 @@ def evaluate(
     rank, world = rank_and_world()
     positions = shard_positions(len(items), rank, world)
     mine = [items[i] for i in positions]
-    answers = answer_queries(model, processor, [i.query for i in mine], batch_size, max_new_tokens, logits_processor)
+    on_media_error = "raise" if strict and world == 1 else "empty_answer"
+    answers = answer_queries(
+        model, processor, [i.query for i in mine], batch_size, max_new_tokens, logits_processor,
+        on_media_error=on_media_error,
+    )
     local = [(pos, to_prediction(item, answer, task, fmt)) for pos, item, answer in zip(positions, mine, answers)]
     predictions = gather_in_order(local, len(items))
+    failed = [p for p in predictions if p.error is not None]
+    if strict and failed:
+        raise EvalMediaError([(p.id, p.error) for p in failed])
     return score_predictions(predictions, task), predictions
 
 
@@ -197,6 +233,7 @@ class EvalSettings:
     template: str | None = None  # conversation template; None = the one the model folder records
     constrained: bool = False  # decode coordinates constrained to the format's literal
     limit: int | None = None  # evaluate only the first N items
+    strict: bool = False  # fail on an item whose media fail to load, instead of scoring it wrong
     wandb: bool = False  # log a W&B table of predictions with pictures
     wandb_project: str = "gptground"  # W&B project
     wandb_rows: int = 16  # table rows (each draws a picture)
@@ -246,7 +283,8 @@ def _evaluate_on_rank(fabric: Fabric, settings: EvalSettings) -> dict[str, float
     constraint = [CoordinateConstraint(tokenizer, fmt)] if settings.constrained else None
     items = load_items(settings)
     metrics, predictions = evaluate(
-        model, processor, items, settings.task, fmt, settings.batch_size, settings.max_new_tokens, constraint
+        model, processor, items, settings.task, fmt, settings.batch_size, settings.max_new_tokens, constraint,
+        strict=settings.strict,
     )
     if fabric.global_rank == 0:
         write_outputs(predictions, metrics, settings.out)

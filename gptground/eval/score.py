@@ -3,8 +3,11 @@
 Each line's raw answer is parsed with its grounding format (the ``--format`` override,
 else the line's ``format``, else ``groundinggpt``) into pixels or seconds, then scored:
 
-- ``rec``: ``{"acc@0.5", "n", "parse_failures"}``;
-- ``tvg``: ``{"r1@0.3", "r1@0.5", "r1@0.7", "miou", "n", "parse_failures"}``.
+- ``rec``: ``{"acc@0.5", "n", "parse_failures", "media_errors"}``;
+- ``tvg``: ``{"r1@0.3", "r1@0.5", "r1@0.7", "miou", "n", "parse_failures", "media_errors"}``.
+
+A line with an ``error`` (the item's media failed to load in ``gptground eval``) is a
+wrong answer, counted in ``media_errors`` and in ``n``.
 
 The protocol is :mod:`gptground.eval.metrics`'s. Other systems' outputs are scored by
 naming their format (``--format minigptv2``, ``shikra``, ``vtimellm``, ...).
@@ -69,6 +72,17 @@ def score_file(
     return metrics
 
 
+def count_media_errors(metrics: dict[str, float | int], errors: int) -> dict[str, float | int]:
+    """Add ``media_errors`` to ``metrics``: items whose media failed to load.
+
+    They were scored as wrong answers with no value, which the metric functions count as
+    parse failures; they are not, so they move from ``parse_failures`` to ``media_errors``.
+    """
+    metrics["parse_failures"] -= errors
+    metrics["media_errors"] = errors
+    return metrics
+
+
 def write_metrics(metrics: dict[str, float | int], out: PathLike) -> None:
     """Write ``metrics`` as indented JSON, creating parent folders of a local path."""
     with fsspec.open(os.fspath(out), "w", encoding="utf-8", auto_mkdir=True) as handle:
@@ -106,13 +120,16 @@ def run_score(args: argparse.Namespace) -> int:
 
 
 def _score_rec(records: list[BoxPrediction], formats: _FormatResolver) -> dict[str, float | int]:
-    predictions = [formats.of(r).parse(r.text, image_size=r.image_size).boxes for r in records]
-    return rec_accuracy(predictions, [r.truths for r in records])
+    # A line with an "error" (its media failed to load) is a wrong answer with no box.
+    predictions = [[] if r.error else formats.of(r).parse(r.text, image_size=r.image_size).boxes for r in records]
+    metrics = rec_accuracy(predictions, [r.truths for r in records])
+    return count_media_errors(metrics, sum(r.error is not None for r in records))
 
 
 def _score_tvg(records: list[SpanPrediction], formats: _FormatResolver) -> dict[str, float | int]:
-    predictions = [formats.of(r).parse(r.text, duration=r.duration).spans for r in records]
-    return temporal_grounding(predictions, [r.truths for r in records])
+    predictions = [[] if r.error else formats.of(r).parse(r.text, duration=r.duration).spans for r in records]
+    metrics = temporal_grounding(predictions, [r.truths for r in records])
+    return count_media_errors(metrics, sum(r.error is not None for r in records))
 
 
 class _FormatResolver:

@@ -59,6 +59,10 @@ def log_predictions(
     try:
         table = wandb.Table(columns=COLUMNS)
         for prediction, item in list(zip(predictions, items))[:rows]:
+            if prediction.error is not None:  # its media failed to load: nothing to draw
+                table.add_data(prediction.id, prediction.prompt, f"error: {prediction.error}",
+                               str(prediction.truths), prediction.iou, None)
+                continue
             picture = wandb.Image(prediction_picture(prediction, item))
             table.add_data(
                 prediction.id, prediction.prompt, prediction.text, str(prediction.truths), prediction.iou, picture

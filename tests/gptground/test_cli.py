@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from gptground.cli import build_parser, lightning_main
+from gptground.cli import COMMANDS, build_parser, lightning_main
 
 
 def test_help_lists_commands_and_examples(capsys):
@@ -38,3 +38,41 @@ def test_lightning_run_script_is_handed_to_fabric(tmp_path):
     out = subprocess.run([sys.executable, "-c", code, str(script)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "hello from fabric" in out.stdout
+
+
+HEAVY = ("torch", "lightning", "transformers")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        *([*command.name.split(), "--help"] for command in COMMANDS),  # a command added later is checked too
+        ["eval"],  # an argument error: the required arguments are missing
+        ["ground", "m", "x.png"],
+        ["nope"],
+    ],
+)
+def test_help_and_argument_errors_import_no_torch(argv):
+    """The parser is cheap: a command's arguments are defined without heavy imports."""
+    code = (
+        "import sys\nfrom gptground.cli import main\n"
+        f"try:\n    main({argv!r})\nexcept SystemExit as e:\n    code = e.code\n"
+        f"print(code, sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    status, loaded = out.stdout.strip().splitlines()[-1].split(" ", 1)
+    assert int(status) == (0 if "--help" in argv else 2), out.stderr
+    assert loaded == "[]", f"gptground {' '.join(argv)} imported {loaded}"
+
+
+def test_every_command_defines_its_arguments_and_runner():
+    from gptground.cli import _resolve
+
+    parser = build_parser()  # every command's arguments
+    for command in COMMANDS:
+        assert callable(_resolve(command.arguments)) and callable(_resolve(command.run))
+    args = parser.parse_args(["score", "p.jsonl", "--task", "rec"])
+    assert args.command_spec.name == "score" and args.predictions == "p.jsonl"
+    args = parser.parse_args(["data", "synth", "--out", "w"])
+    assert args.command_spec.name == "data synth" and str(args.out) == "w"

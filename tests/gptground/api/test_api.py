@@ -1,4 +1,4 @@
-"""The Python API end to end on an untrained tiny model: typed answers, caching, errors."""
+"""The Python API end to end on a tiny model: values (answers fixed by construction), caching, errors."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 from PIL import Image
+from scripted import script_answers
 from tiny_assets import REPO, SMALL
 
 from gptground import api
@@ -191,3 +192,49 @@ def test_load_writes_and_reads_as_the_folder_records_unless_told_otherwise(tmp_p
     OmegaConf.save(config, f"{folder}/config.yaml")
     legacy = Grounder.load(folder, max_new_tokens=2)
     assert (legacy.processor.template.name, legacy.format.name) == ("groundinggpt", "groundinggpt")
+
+
+# --- values, with an answer fixed by construction ---------------------------------------------
+@pytest.fixture(scope="module")
+def long_grounder(model_folder) -> Grounder:
+    """Room for a whole scripted answer (the characters of four coordinates and the stop)."""
+    return Grounder.load(model_folder, max_new_tokens=40)
+
+
+def _image_of_size(world, size: tuple[int, int]) -> str:
+    return next(p for p in sorted(glob.glob(str(world.root / "images/test/*.png"))) if Image.open(p).size == size)
+
+
+def test_a_box_answer_comes_back_in_pixels_of_the_original_image(long_grounder, world, monkeypatch):
+    # 80 x 48 pads to an 80-pixel square with 16 rows above (LLaVA's (80 - 48) // 2):
+    # x = 0.25 * 80, 0.75 * 80 -> 20, 60; y = 0.375 * 80 - 16, 0.625 * 80 - 16 -> 14, 34.
+    path = _image_of_size(world, (80, 48))
+    script_answers(monkeypatch, long_grounder.processor.tokenizer, "[0.25, 0.375, 0.75, 0.625]")
+    answer = long_grounder.ground_image(path, "Where is the red circle?")
+    assert answer.text == "[0.25, 0.375, 0.75, 0.625]"
+    assert answer.boxes == (Box(20.0, 14.0, 60.0, 34.0),) and answer.image_size == (80, 48)
+    assert answer.failures == ()
+    chat = long_grounder.chat("Where is it?", image=path)
+    assert chat.boxes == (Box(20.0, 14.0, 60.0, 34.0),) and chat.spans == ()
+
+
+def test_a_span_answer_comes_back_in_seconds_of_the_clip(long_grounder, world, monkeypatch):
+    script_answers(monkeypatch, long_grounder.processor.tokenizer, "{0.25,0.75}")
+    for task, key, ground in (("video_tg", "video", long_grounder.ground_video), ("audio_tg", "sound", long_grounder.ground_audio)):
+        record, root = first_target(world, task)
+        duration = record["target"]["duration"]  # 2 or 3 s
+        answers = ground(f"{root}/{record[key]}", ["When does it happen?", "And again?"])
+        for answer in answers:
+            assert answer.duration == pytest.approx(duration, abs=1e-6)
+            assert len(answer.spans) == 1
+            assert answer.span.as_list() == pytest.approx([0.25 * duration, 0.75 * duration], abs=1e-6)
+
+
+def test_the_sound_source_box_is_in_pixels_of_the_image(long_grounder, world, monkeypatch):
+    pair, root = first_target(world, "sound_loc")
+    width, height = pair["target"]["image_size"]
+    side = max(width, height)
+    dx, dy = (side - width) // 2, (side - height) // 2
+    script_answers(monkeypatch, long_grounder.processor.tokenizer, "[0.5, 0.5, 0.75, 0.75]")
+    located = long_grounder.locate_sound(f"{root}/{pair['image']}", f"{root}/{pair['sound']}")
+    assert located.box == Box(0.5 * side - dx, 0.5 * side - dy, 0.75 * side - dx, 0.75 * side - dy)

@@ -1,7 +1,9 @@
 """A tiny synthetic world and a tiny untrained model folder for API and evaluation tests.
 
-The model has random weights, so its answers are garbage text: tests check types, parse
-reporting, caching and process-count invariance, not accuracy.
+The model has random weights, so its own answers are garbage text: tests that check values
+fix the answer by construction (``scripted.script_answers``) and assert the boxes in pixels
+and spans in seconds that come back; the others check parse reporting, caching and
+process-count invariance.
 """
 
 from __future__ import annotations

@@ -66,5 +66,6 @@ def test_unreadable_files_are_left_out(tmp_path, image_modality, images):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not a png")
     store = FeatureStore(str(tmp_path / "cache"), {"image": image_modality})
-    store.build({"image": images + [str(bad)]})
+    assert store.build({"image": images + [str(bad)]}) == {"image": len(images)}
     assert store.has("image", images[0]) and not store.has("image", str(bad))
+    assert [path for path, _ in store.left_out["image"]] == [str(bad)]

@@ -1,5 +1,6 @@
 """Metric functions against hand-computed values (the arithmetic is in the comments)."""
 
+import numpy as np
 import pytest
 
 from gptground.eval.metrics import (
@@ -29,6 +30,28 @@ class TestBoxIou:
     def test_touching_and_disjoint_boxes(self):
         assert box_iou(Box(0, 0, 10, 10), Box(10, 0, 20, 10)) == 0.0
         assert box_iou(Box(0, 0, 10, 10), Box(50, 50, 60, 60)) == 0.0
+
+    def test_boxes_apart_on_one_axis_only_have_zero_iou(self):
+        # x overlaps by 5 but y is 10 apart: without max(0, ...) on y the "intersection"
+        # would be 5 * -10 = -50 and the IoU negative; likewise with the axes swapped.
+        assert box_iou(Box(0, 0, 10, 10), Box(5, 20, 15, 30)) == 0.0
+        assert box_iou(Box(0, 0, 10, 10), Box(20, 5, 30, 15)) == 0.0
+        assert box_iou(Box(5, 20, 15, 30), Box(0, 0, 10, 10)) == 0.0
+
+    def test_boxes_touching_on_one_edge_only_have_zero_iou(self):
+        assert box_iou(Box(0, 0, 10, 10), Box(0, 10, 10, 20)) == 0.0  # shared bottom edge
+        assert box_iou(Box(0, 0, 10, 10), Box(3, 10, 7, 20)) == 0.0
+        assert box_iou(Box(0, 0, 10, 10), Box(10, 10, 20, 20)) == 0.0  # shared corner
+
+    def test_matches_counting_grid_cells(self):
+        # Integer boxes on a 12 x 12 grid: IoU = cells in both / cells in either, counted.
+        rng = np.random.default_rng(0)
+        for _ in range(400):
+            a, b = (Box(*_sorted_corners(rng)) for _ in range(2))
+            in_a, in_b = _cells(a), _cells(b)
+            union = (in_a | in_b).sum()
+            expected = (in_a & in_b).sum() / union if union else 0.0
+            assert box_iou(a, b) == pytest.approx(expected), (a, b)
 
     def test_reversed_box_overlaps_nothing(self):
         assert box_iou(Box(10, 10, 0, 0), Box(0, 0, 10, 10)) == 0.0
@@ -209,3 +232,17 @@ class TestPhraseGroundingRecall:
 )
 def test_normalize_phrase(text, expected):
     assert normalize_phrase(text) == expected
+
+
+def _sorted_corners(rng) -> tuple[int, int, int, int]:
+    """x1 <= x2, y1 <= y2 on a 12-cell grid (zero width or height allowed)."""
+    x1, x2 = sorted(rng.integers(0, 13, size=2))
+    y1, y2 = sorted(rng.integers(0, 13, size=2))
+    return int(x1), int(y1), int(x2), int(y2)
+
+
+def _cells(box: Box) -> np.ndarray:
+    """(12, 12) bool: the unit cells [x, x+1) x [y, y+1) that ``box`` covers."""
+    grid = np.zeros((12, 12), dtype=bool)
+    grid[int(box.y1) : int(box.y2), int(box.x1) : int(box.x2)] = True
+    return grid

@@ -51,7 +51,7 @@ def oracle(world, task: str, wrong: set[int] = frozenset()):
     truth = {r.id: r.conversations[-1].value for r in records}
     order = [r.id for r in records]
 
-    def answer(model, processor, queries, *args):
+    def answer(model, processor, queries, *args, **kwargs):
         return [Answer(q.id, "no idea" if order.index(q.id) in wrong else truth[q.id], {}) for q in queries]
 
     return answer
@@ -116,7 +116,7 @@ def test_sharded_metrics_count_every_item_once(world, model_folder, tmp_path, mo
     double = run.evaluate_file(
         model_folder, data, "rec", str(tmp_path / "two"), devices=2, strategy="ddp_fork", **common
     )
-    assert single == double == {"acc@0.5": 0.6, "n": 5, "parse_failures": 2}
+    assert single == double == {"acc@0.5": 0.6, "n": 5, "parse_failures": 2, "media_errors": 0}
 
 
 def test_wandb_offline_run_holds_the_predictions_table(world, model_folder, tmp_path, monkeypatch):

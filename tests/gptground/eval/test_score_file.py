@@ -91,7 +91,7 @@ def write_jsonl(path, lines):
 def test_rec_metrics(tmp_path):
     path = write_jsonl(tmp_path / "rec.jsonl", REC_LINES)
     # hits r1, r5, r6 of 6 expressions; failures r2, r3
-    assert score_file(path, "rec") == {"acc@0.5": 0.5, "n": 6, "parse_failures": 2}
+    assert score_file(path, "rec") == {"acc@0.5": 0.5, "n": 6, "parse_failures": 2, "media_errors": 0}
 
 
 def test_tvg_metrics(tmp_path):
@@ -221,7 +221,7 @@ def test_command(tmp_path, capsys):
     args = parser.parse_args([str(path), "--task", "rec", "--out", str(out)])
     assert run_score(args) == 0
     printed = json.loads(capsys.readouterr().out)
-    assert printed == json.loads(out.read_text()) == {"acc@0.5": 0.5, "n": 6, "parse_failures": 2}
+    assert printed == json.loads(out.read_text()) == {"acc@0.5": 0.5, "n": 6, "parse_failures": 2, "media_errors": 0}
 
     (tmp_path / "bad.jsonl").write_text("{oops\n")
     assert run_score(parser.parse_args([str(tmp_path / "bad.jsonl"), "--task", "tvg"])) == 2

@@ -107,3 +107,37 @@ def test_an_unwritable_run_folder_fails_before_training(world, tmp_path, monkeyp
     code = main(["run", "recipes/tiny/stage1.yaml", f"data.dir={world}", f"run.output_dir={blocker}/runs"])
     assert code == 2
     assert "is not writable" in capsys.readouterr().err
+
+
+@pytest.fixture
+def world_with_a_cut_video(world, tmp_path):
+    """A copy of the world whose first stage-1 training video is cut inside its stream table
+    (at the start of the 'minf' box, in the moov box that PyAV writes last): decord cannot
+    open it and PyAV's fallback used to raise AttributeError there (issue 17)."""
+    copy = tmp_path / "world"
+    shutil.copytree(world, copy, ignore=shutil.ignore_patterns("features"))
+    record = (copy / "annotations/stage1/video_caption.train.jsonl").read_text().splitlines()[0]
+    video = copy / __import__("json").loads(record)["video"]
+    data = video.read_bytes()
+    assert b"minf" in data
+    video.write_bytes(data[: data.index(b"minf")])
+    return copy, video
+
+
+@pytest.mark.parametrize("cache", ["on", "off"])
+def test_a_cut_video_is_skipped_and_counted_with_and_without_the_feature_cache(
+    world_with_a_cut_video, tmp_path, caplog, cache
+):
+    copy, video = world_with_a_cut_video
+    feature_cache = f"data.feature_cache={copy / 'features'}" if cache == "on" else "data.feature_cache=null"
+    recipe = tiny_recipe(1, copy, tmp_path / "runs", "trainer.max_steps=3", feature_cache)
+    with caplog.at_level(logging.WARNING):
+        run_dir = train(recipe)  # one epoch: 3 steps of 4 draws, each record drawn once
+
+    skipped = [r.getMessage() for r in caplog.records if "skipped sample" in r.getMessage()]
+    assert len(skipped) == 1 and video.name in skipped[0]
+    if cache == "on":  # the store left the file out, saying which
+        assert any("feature store: skipping" in r.getMessage() and video.name in r.getMessage() for r in caplog.records)
+    last = _last_metrics(run_dir)
+    assert float(last["train/skipped_samples"]) == 1.0
+    assert int(last["step"]) == 2  # the epoch went on to its last step (0-based)
