@@ -3,6 +3,8 @@
     gptground eval RUN/model data/synth/annotations/stage2/rec.test.jsonl --task rec \\
         --out eval/rec --roots data/synth
     gptground eval RUN/model charades.jsonl --task tvg --out eval/tvg --roots video=/data/charades --devices 8
+    gptground eval RUN/model charades_sta_test.txt --benchmark charades_sta \
+        --benchmark-meta Charades_v1_test.csv --out eval/charades --roots video=/data/Charades_v1_480
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Sequence
 
 # Only light imports here: the arguments are defined for `gptground eval --help` without
 # torch; the model, processor and Lightning are imported when the command runs.
+from gptground.eval.benchmark_files import BENCHMARK_FILES, benchmark_file
 from gptground.eval.tasks import EVAL_TASKS
 from gptground.grounding import available_formats
 
@@ -42,10 +45,23 @@ def parse_roots(values: Sequence[str]) -> dict[str, str]:
 def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the ``eval`` command's arguments to ``parser`` and return it."""
     parser.add_argument("model", help="model folder written by training (<run folder>/model)")
-    parser.add_argument("data", help="annotation file (JSONL or JSON list) whose records carry 'target'")
     parser.add_argument(
-        "--task", required=True, choices=EVAL_TASKS, help="boxes: rec, sound_loc; spans: video_tg, audio_tg, tvg"
+        "data", help="annotation file (JSONL or JSON list) whose records carry 'target', or a --benchmark file"
     )
+    parser.add_argument(
+        "--task",
+        choices=EVAL_TASKS,
+        help="boxes: rec, sound_loc; spans: video_tg, audio_tg, tvg (required unless --benchmark implies it)",
+    )
+    parser.add_argument(
+        "--benchmark",
+        choices=tuple(BENCHMARK_FILES),
+        help="read DATA as this benchmark's published file (gptground/eval/benchmark_files.py)",
+    )
+    parser.add_argument(
+        "--benchmark-meta", metavar="FILE", help="the benchmark's side file: Charades durations CSV, RefCOCO instances.json"
+    )
+    parser.add_argument("--split", help="the benchmark's split to keep (RefCOCO: val, testA, testB, test)")
     parser.add_argument("--out", required=True, help="folder for predictions.jsonl and metrics.json")
     parser.add_argument(
         "--roots",
@@ -94,10 +110,13 @@ def run_eval(args: argparse.Namespace) -> int:
     from gptground.processor import SampleError
 
     try:
+        task = args.task or (benchmark_file(args.benchmark).task if args.benchmark else None)
+        if task is None:
+            raise ValueError("--task is required (or --benchmark, which implies it)")
         settings = EvalSettings(
             model=args.model,
             data=args.data,
-            task=args.task,
+            task=task,
             out=args.out,
             roots=parse_roots(args.roots),
             batch_size=args.batch_size,
@@ -110,6 +129,9 @@ def run_eval(args: argparse.Namespace) -> int:
             constrained=args.constrained,
             limit=args.limit,
             strict=args.strict,
+            benchmark=args.benchmark,
+            benchmark_meta=args.benchmark_meta,
+            split=args.split,
             wandb=args.wandb,
             wandb_project=args.wandb_project,
             wandb_rows=args.wandb_rows,

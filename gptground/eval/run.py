@@ -30,6 +30,7 @@ from lightning.fabric import Fabric
 from transformers import LogitsProcessor
 
 from gptground.data.readers import read_records
+from gptground.eval.benchmark_files import check_benchmark_options, read_benchmark_items
 from gptground.eval.constrained import CoordinateConstraint
 from gptground.eval.distributed import gather_in_order, rank_and_world, shard_positions
 from gptground.eval.errors import EvalMediaError
@@ -39,6 +40,7 @@ from gptground.eval.queries import (
     CLIP_MODALITY,
     EVAL_TASKS,
     EvalItem,
+    items_from_benchmark,
     items_from_records,
     question_text,
     task_values,
@@ -234,11 +236,22 @@ class EvalSettings:
     constrained: bool = False  # decode coordinates constrained to the format's literal
     limit: int | None = None  # evaluate only the first N items
     strict: bool = False  # fail on an item whose media fail to load, instead of scoring it wrong
+    # Read `data` as this published benchmark's file (gptground.eval.benchmark_files), not as
+    # GPTGround records; with its side file (`benchmark_meta`) and `split` where it has them.
+    benchmark: str | None = None
+    benchmark_meta: str | None = None
+    split: str | None = None
     wandb: bool = False  # log a W&B table of predictions with pictures
     wandb_project: str = "gptground"  # W&B project
     wandb_rows: int = 16  # table rows (each draws a picture)
 
     def __post_init__(self) -> None:
+        if self.benchmark is not None:
+            scored_as = check_benchmark_options(self.benchmark, self.benchmark_meta, self.split).task
+            if self.task != scored_as:
+                raise ValueError(f"--benchmark {self.benchmark} is scored as task {scored_as!r}, not {self.task!r}")
+        elif self.benchmark_meta or self.split:
+            raise ValueError("--benchmark-meta and --split go with --benchmark")
         if self.task not in EVAL_TASKS:
             raise ValueError(f"EvalSettings.task must be one of {EVAL_TASKS}, got {self.task!r}")
         for name in ("batch_size", "max_new_tokens", "devices", "wandb_rows"):
@@ -268,8 +281,12 @@ def run_evaluation(settings: EvalSettings) -> dict[str, float | int] | None:
 
 
 def load_items(settings: EvalSettings) -> list[EvalItem]:
-    """The settings' annotation file as evaluation items (the first ``limit`` of them)."""
-    items = items_from_records(read_records(settings.data, on_error="fail"), settings.task, settings.roots)
+    """The settings' annotation or benchmark file as evaluation items (the first ``limit``)."""
+    if settings.benchmark:
+        found = read_benchmark_items(settings.benchmark, settings.data, settings.benchmark_meta, settings.split)
+        items = items_from_benchmark(found, settings.roots)
+    else:
+        items = items_from_records(read_records(settings.data, on_error="fail"), settings.task, settings.roots)
     return items[: settings.limit] if settings.limit else items
 
 

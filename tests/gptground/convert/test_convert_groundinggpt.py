@@ -299,3 +299,34 @@ def test_a_hub_id_that_is_not_cached_offline_stops_naming_it(tmp_path, monkeypat
     err = capsys.readouterr().err
     assert "zwli/GroundingGPT" in err and "SRC" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_gptground_eval_reads_charades_sta_files_as_published(converted, media, tmp_path):
+    """`--benchmark charades_sta`: the published query lines and durations CSV, no conversion;
+    spans in seconds clipped to the duration, each answer the model's own to the question asked."""
+    (tmp_path / "charades_sta_test.txt").write_text("a 0.2 0.9##a person opens the door.\na 0.5 3.0##the door closes.\n")
+    (tmp_path / "Charades_v1_test.csv").write_text("id,subject,length\na,s1,1.2\n")
+    out = tmp_path / "out"
+    code = main(["eval", converted, str(tmp_path / "charades_sta_test.txt"), "--benchmark", "charades_sta",
+                 "--benchmark-meta", str(tmp_path / "Charades_v1_test.csv"), "--out", str(out),
+                 "--roots", f"video={media['video'].parent}", "--accelerator", "cpu", "--max-new-tokens", "6"])
+    assert code == 0
+    lines = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert [line["id"] for line in lines] == ["a_0", "a_1"]
+    assert [line["answer"] for line in lines] == [[[0.2, 0.9]], [[0.5, 1.2]]]  # the second clipped at 1.2 s
+    assert [line["duration"] for line in lines] == [1.2, 1.2]
+    grounder = Grounder.load(converted, device="cpu", dtype=torch.float32, max_new_tokens=6)
+    for line, sentence in zip(lines, ["a person opens the door", "the door closes"]):
+        question = f"When does this happen in the video: {sentence}?"
+        assert line["prediction"].strip() == grounder.chat(question, video=str(media["video"])).text.strip()
+    assert json.loads((out / "metrics.json").read_text())["n"] == 2
+
+
+def test_gptground_eval_refuses_benchmark_options_that_do_not_fit(converted, tmp_path, capsys):
+    data = str(tmp_path / "x.txt")
+    assert main(["eval", converted, data, "--benchmark", "charades_sta", "--task", "rec", "--out", str(tmp_path)]) == 2
+    assert "scored as task 'tvg'" in capsys.readouterr().err
+    assert main(["eval", converted, data, "--benchmark", "refcoco", "--out", str(tmp_path)]) == 2
+    assert "--benchmark-meta" in capsys.readouterr().err
+    assert main(["eval", converted, data, "--task", "tvg", "--split", "val", "--out", str(tmp_path)]) == 2
+    assert "go with --benchmark" in capsys.readouterr().err
