@@ -30,6 +30,7 @@ from torch.distributed.checkpoint.optimizer import load_sharded_optimizer_state_
 from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
 
 from gptground.training.folder_checkpoint import save_folder_atomically
+from gptground.training.safe_load import load_weights_only
 
 MODULE_KEY = "model"  # the module state inside a Lightning sharded checkpoint folder
 
@@ -68,7 +69,7 @@ class ShardedFSDPStrategy(FSDPStrategy):
             self.model.load_state_dict(module_state[MODULE_KEY], strict=False)
             if self.optimizers and self.lightning_module.trainer.state.fn == TrainerFn.FITTING:
                 self._load_optimizers(path, module_state[MODULE_KEY])
-        return torch.load(path / _METADATA_FILENAME, weights_only=weights_only)
+        return load_weights_only(path / _METADATA_FILENAME)  # data only, whatever weights_only says
 
     def _load_optimizers(self, path: Path, module_state: dict) -> None:
         reader = FileSystemReader(path=path)
