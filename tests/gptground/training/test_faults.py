@@ -107,3 +107,19 @@ def test_an_unwritable_run_folder_fails_before_training(world, tmp_path, monkeyp
     code = main(["run", "recipes/tiny/stage1.yaml", f"data.dir={world}", f"run.output_dir={blocker}/runs"])
     assert code == 2
     assert "is not writable" in capsys.readouterr().err
+
+
+def test_the_bad_record_count_continues_after_a_resume(broken_world, tmp_path):
+    """The broken image is drawn in step 1; killed after step 2 and resumed, the run still
+    reports it (a resume that dropped the counters would report 0)."""
+    from training_fixtures import CrashAt
+
+    copy, _ = broken_world
+    recipe = tiny_recipe(1, copy, tmp_path / "runs", "trainer.max_steps=4", "trainer.checkpoint.every_n_train_steps=1")
+    with pytest.raises(CrashAt.Crash):
+        train(recipe, callbacks=[CrashAt(2)])
+    recipe.trainer.resume_from = "last"
+    run_dir = train(recipe)
+    last = _last_metrics(run_dir)
+    assert int(last["step"]) == 3
+    assert float(last["train/skipped_samples"]) == 1.0
