@@ -13,6 +13,7 @@ import time
 
 import lightning as L
 import torch
+from lightning.pytorch.strategies import DeepSpeedStrategy, FSDPStrategy
 
 from gptground.config import RecipeConfig
 from gptground.model.grounding_model import GroundingModel
@@ -141,6 +142,28 @@ class GroundingLitModule(L.LightningModule):
         is dropped in ``on_before_optimizer_step``.
         """
         return sum(p.sum() for p in self.model.parameters() if p.requires_grad) * 0.0
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        """Clip by the global gradient norm (``trainer.gradient_clip_val``) where Lightning cannot.
+
+        Lightning refuses norm clipping under FSDP (``torch.nn.utils.clip_grad_norm_`` would
+        see only this rank's shards) and with a fused AdamW under bf16-mixed (a fused optimizer
+        unscales fp16 gradients itself, so Lightning refuses it for every mixed precision,
+        though bf16 has no scaler): both are the GPU defaults. Here FSDP's root module computes
+        the norm over all shards, and without a gradient scaler the gradients are clipped as
+        they are. DeepSpeed clips inside its engine, and fp16 with a scaler keeps Lightning's
+        path (its gradients are still scaled here).
+        """
+        strategy = self.trainer.strategy
+        scaler = getattr(strategy.precision_plugin, "scaler", None)
+        if (not gradient_clip_val or gradient_clip_algorithm not in (None, "norm")
+                or isinstance(strategy, DeepSpeedStrategy) or scaler is not None):
+            super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
+        elif isinstance(strategy, FSDPStrategy):
+            strategy.model.clip_grad_norm_(gradient_clip_val)  # a collective over every rank's shards
+        else:
+            params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+            torch.nn.utils.clip_grad_norm_(params, gradient_clip_val)
 
     def on_before_optimizer_step(self, optimizer) -> None:
         """Drop the update when no batch trained, or when a gradient is NaN/inf.
