@@ -30,7 +30,7 @@ from torch.distributed.checkpoint.optimizer import load_sharded_optimizer_state_
 from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
 
 from gptground.training.folder_checkpoint import save_folder_atomically
-from gptground.training.safe_load import load_weights_only
+from gptground.training.safe_load import check_weights_only, load_weights_only
 
 MODULE_KEY = "model"  # the module state inside a Lightning sharded checkpoint folder
 
@@ -50,14 +50,23 @@ class ShardedFSDPStrategy(FSDPStrategy):
     def load_checkpoint(self, checkpoint_path, weights_only: bool | None = None) -> dict[str, Any]:
         """Load the module keys the checkpoint holds (and the optimizer state when fitting).
 
-        A folder that is not a sharded checkpoint (a full ``.ckpt`` file) goes to Lightning.
+        A path that is not a sharded checkpoint (a full ``.ckpt`` file) goes to Lightning, once
+        its pickle is checked to name nothing but plain data (see ``safe_load``).
 
         Raises:
+            UnsafeCheckpointError: the checkpoint needs a Python global.
+            ValueError: a remote (``scheme://``) checkpoint.
             KeyError: the checkpoint holds module keys this model does not have.
         """
+        if "://" in str(checkpoint_path):
+            raise ValueError(
+                f"{checkpoint_path}: under FSDP a checkpoint is resumed from a local path "
+                "(`trainer.resume_from`); copy it to this machine first"
+            )
         path = Path(self.broadcast(checkpoint_path))
         if not _is_sharded_checkpoint(path):
-            return super().load_checkpoint(path, weights_only)
+            check_weights_only(path)  # Lightning reads a whole-model file with its own unpickler
+            return super().load_checkpoint(path, True)
         saved = saved_module_keys(path)
         with _get_sharded_state_dict_context(self.model):
             current = self.model.state_dict()

@@ -47,7 +47,20 @@ def load_weights_only(path: str | os.PathLike | io.IOBase, map_location: Any = "
         raise UnsafeCheckpointError(refusal(where, e)) from None
 
 
-def refusal(where, error: BaseException) -> str:
+def check_weights_only(path: str | os.PathLike) -> None:
+    """Refuse a local checkpoint file whose pickle names any global that ``weights_only``
+    loading would not allow, without loading its tensors (for loaders that unpickle by
+    themselves, such as Lightning's lazy FSDP loader).
+
+    Raises:
+        UnsafeCheckpointError: the file names such globals (listed in the message).
+    """
+    unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(os.fspath(path))
+    if unsafe:
+        raise UnsafeCheckpointError(refusal(path, f"GLOBAL {unsafe[0]}") + f" (all it asks for: {unsafe})")
+
+
+def refusal(where, error: BaseException | str) -> str:
     """The message for a checkpoint that ``weights_only`` loading rejected."""
     found = _GLOBAL.search(str(error))
     wanted = f"the Python global {found.group(1)!r}" if found else "a Python object that is not plain data"

@@ -83,3 +83,18 @@ def test_a_plain_checkpoint_loads(tmp_path):
     torch.save({"state_dict": {"w": torch.ones(2)}, "counts": {"skipped_batches": 1}, "name": "x"}, path)
     loaded = load_weights_only(path)
     assert torch.equal(loaded["state_dict"]["w"], torch.ones(2)) and loaded["counts"] == {"skipped_batches": 1}
+
+
+def test_the_fsdp_whole_file_path_is_checked_before_lightning_unpickles_it(poisoned, monkeypatch):
+    """Lightning's FSDP strategy reads a whole-model .ckpt with its own (unrestricted)
+    unpickler; ours checks the file's globals first."""
+    from gptground.training.fsdp_checkpoint import ShardedFSDPStrategy
+
+    ckpt, marker = poisoned
+    strategy = ShardedFSDPStrategy.__new__(ShardedFSDPStrategy)  # only load_checkpoint's checks run
+    monkeypatch.setattr(ShardedFSDPStrategy, "broadcast", lambda self, obj, src=0: obj)
+    with pytest.raises(UnsafeCheckpointError, match=r"'(io|builtins)\.open'"):
+        strategy.load_checkpoint(ckpt)
+    with pytest.raises(ValueError, match="local path"):
+        strategy.load_checkpoint("http://127.0.0.1:1/last.ckpt")
+    assert not marker.exists()
