@@ -98,3 +98,15 @@ def test_the_fsdp_whole_file_path_is_checked_before_lightning_unpickles_it(poiso
     with pytest.raises(ValueError, match="local path"):
         strategy.load_checkpoint("http://127.0.0.1:1/last.ckpt")
     assert not marker.exists()
+
+
+def test_our_checkpoints_hold_only_what_weights_only_loading_allows(world, tmp_path):
+    """Everything a run puts in last.ckpt (Lightning's loops and callback states, the best
+    score, our counters, skip window, RNG states, frozen fingerprint) is plain data."""
+    recipe = tiny_recipe(1, world, tmp_path, "trainer.max_steps=2", "trainer.val_check_interval=2",
+                         "trainer.nan_policy=skip")
+    run_dir = train(recipe)
+    for ckpt in (tmp_path / recipe.run.name).glob("version_*/checkpoints/*.ckpt"):
+        assert torch.serialization.get_unsafe_globals_in_checkpoint(str(ckpt)) == [], ckpt
+    loaded = load_weights_only(f"{run_dir}/checkpoints/last.ckpt")
+    assert {"gptground_counts", "gptground_nonfinite", "gptground_frozen", "callbacks", "loops"} <= loaded.keys()
