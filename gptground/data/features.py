@@ -129,6 +129,7 @@ class FeatureStore:
         """
         self.load()
         os.makedirs(self.root, exist_ok=True)
+        self._remove_killed_saves()
         added = {}
         for name, paths in sources.items():
             todo = sorted({str(p) for p in paths if not self.has(name, p)})
@@ -159,6 +160,17 @@ class FeatureStore:
         self._save(name)
         return len(paths)
 
+    def _remove_killed_saves(self) -> None:
+        """Delete ``<store file>.tmp-<pid>`` files of these encoders whose process is gone
+        (a save killed mid-write; each is a whole copy of a store)."""
+        for name in self.modalities:
+            prefix = os.path.basename(self._files(name)[0]) + ".tmp-"
+            for entry in os.listdir(self.root):
+                pid = entry.removeprefix(prefix)
+                if entry.startswith(prefix) and pid.isdigit() and not _process_exists(int(pid)):
+                    log.warning("feature store: removing %s, left by a save that was killed", entry)
+                    os.remove(os.path.join(self.root, entry))
+
     def _save(self, name: str) -> None:
         """One file, written aside and renamed in: readers see the old store or the new one."""
         path, legacy = self._files(name)
@@ -173,6 +185,19 @@ class FeatureStore:
                 os.remove(tmp)
         if os.path.exists(legacy):
             os.remove(legacy)  # the metadata now lives in the store file
+
+
+def _process_exists(pid: int) -> bool:
+    """Whether ``pid`` runs on this machine (its save may be in progress)."""
+    if pid == os.getpid():
+        return False  # this process is not saving while it cleans
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class _TornStore(Exception):

@@ -1,5 +1,7 @@
 """FeatureStore: cached frozen-encoder features give the same tokens as encoding the file."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -139,3 +141,21 @@ def test_an_unreadable_store_file_is_rebuilt(tmp_path, image_modality, images, c
     with caplog.at_level("WARNING", logger="gptground.data.features"):
         assert FeatureStore(str(tmp_path / "cache"), {"image": image_modality}).build({"image": images}) == {"image": 3}
     assert any("unreadable" in r.getMessage() for r in caplog.records)
+
+
+def test_a_build_removes_the_temporary_files_of_killed_saves_only(tmp_path, image_modality, images):
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # an id no process holds any more
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    store_name = f"image-{encoder_fingerprint(image_modality)}.safetensors"
+    dead = cache / f"{store_name}.tmp-{child.pid}"
+    live = cache / f"{store_name}.tmp-{os.getppid()}"
+    other = cache / "notes.safetensors.tmp-1"
+    for path in (dead, live, other):
+        path.write_bytes(b"half a store")
+    FeatureStore(str(cache), {"image": image_modality}).build({"image": images})
+    assert not dead.exists() and live.exists() and other.exists()
