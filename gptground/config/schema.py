@@ -233,7 +233,11 @@ class TrainerConfig:
     val_check_interval: Any = 1.0  # float share of an epoch, or int steps
     limit_val_batches: Any = 1.0  # float share or int count of validation batches
     log_every_n_steps: int = 10  # how often metrics are logged
-    nan_policy: str = "stop"  # a NaN/inf loss: "stop" the run, or "skip" the batch and count it
+    nan_policy: str = "stop"  # a NaN/inf loss or gradient: "stop" the run, or "skip" the batch and count it
+    # Under nan_policy=skip, the run still stops past either limit (see training/nonfinite.py):
+    nan_skip_max_consecutive: int = 5  # non-finite batches allowed in a row
+    nan_skip_max_fraction: float = 0.1  # share of the last nan_skip_window batches allowed non-finite
+    nan_skip_window: int = 100  # batches the fraction is counted over
     resume_from: str | None = None  # a .ckpt (file or folder) to resume exactly, or "last": the newest
     # <output_dir>/<name>/version_*/checkpoints/last.ckpt (the resumed run writes a new version)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
@@ -241,6 +245,10 @@ class TrainerConfig:
 
     def __post_init__(self) -> None:
         _check_choice("trainer.nan_policy", self.nan_policy)
+        _check_positive("trainer.nan_skip_max_consecutive", self.nan_skip_max_consecutive, allow_zero=True)
+        _check_positive("trainer.nan_skip_window", self.nan_skip_window)
+        if not 0 <= self.nan_skip_max_fraction < 1:
+            raise RecipeError(f"`trainer.nan_skip_max_fraction` must be in [0, 1), got {self.nan_skip_max_fraction}")
         _check_positive("trainer.accumulate_grad_batches", self.accumulate_grad_batches)
         _check_positive("trainer.num_nodes", self.num_nodes)
         if self.accelerator != "auto":  # auto: decided with the hardware in build_strategy

@@ -3,7 +3,11 @@
 Encoders never train, and eval transforms are deterministic, so a media file's encoder
 output is a constant of (encoder weights, modality config, file). The store keeps one
 safetensors file per modality, named by a fingerprint of the encoder's weights and config,
-so a changed encoder never reads stale features. With features cached, a training step
+so a changed encoder never reads stale features. Features and the media metadata the codecs
+need live in that one file (metadata as small tensors, ``<key>.meta``), written aside and
+renamed in: a kill mid-save leaves the previous file, never a mismatched pair. Stores of
+older versions (features + a ``.json`` of metadata, written in two steps) are still read;
+one found torn (the two disagree) or unreadable is dropped with a warning and rebuilt. With features cached, a training step
 loads a few KB per sample instead of decoding and encoding the file; the price is that
 random train transforms are off for cached modalities (eval transforms are used).
 """
@@ -14,16 +18,20 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import os
 from collections.abc import Iterable, Mapping
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from gptground.data.readers import resolve_media_path
 from modalities import Media, MediaError, Modality
 
 log = logging.getLogger(__name__)
+
+META_SUFFIX = ".meta"  # tensor key of a source's metadata: float64 [width, height, duration], NaN = none
 
 
 def encoder_fingerprint(modality: Modality) -> str:
@@ -62,6 +70,7 @@ class FeatureStore:
         self.left_out: dict[str, list[tuple[str, str]]] = {}
 
     def _files(self, name: str) -> tuple[str, str]:
+        """(the store file, the metadata file that stores of older versions wrote beside it)."""
         stem = os.path.join(self.root, f"{name}-{self._fingerprints[name]}")
         return f"{stem}.safetensors", f"{stem}.json"
 
@@ -71,12 +80,40 @@ class FeatureStore:
     def load(self) -> FeatureStore:
         """Read whatever the root holds for these encoders (nothing if absent)."""
         for name in self.modalities:
-            tensors, meta = self._files(name)
-            if os.path.exists(tensors) and os.path.exists(meta):
-                self._features[name] = load_file(tensors)
-                with open(meta) as f:
-                    self._meta[name] = {k: CachedMeta(tuple(v[0]) if v[0] else None, v[1]) for k, v in json.load(f).items()}
+            path, _ = self._files(name)
+            if not os.path.exists(path):
+                continue
+            try:
+                features, meta = self._read(name)
+            except _TornStore as e:
+                # Dropped here; ``build`` then encodes every source of this modality again.
+                log.warning("feature store: %s is %s; rebuilding it", path, e)
+                continue
+            self._features[name], self._meta[name] = features, meta
         return self
+
+    def _read(self, name: str) -> tuple[dict[str, torch.Tensor], dict[str, CachedMeta]]:
+        """The features and metadata of one modality's store file.
+
+        Raises:
+            _TornStore: the file cannot be read, or its features and metadata disagree.
+        """
+        path, legacy = self._files(name)
+        try:
+            tensors = load_file(path)
+        except (SafetensorError, OSError) as e:
+            raise _TornStore(f"unreadable ({e})") from None
+        features = {k: v for k, v in tensors.items() if not k.endswith(META_SUFFIX)}
+        if len(features) < len(tensors):
+            meta = {k.removesuffix(META_SUFFIX): _meta_from_tensor(v) for k, v in tensors.items() if k.endswith(META_SUFFIX)}
+        else:
+            meta = _read_legacy_meta(legacy)
+        if meta.keys() != features.keys():
+            raise _TornStore(
+                f"torn: {len(features)} features and {len(meta)} metadata records, "
+                f"{len(features.keys() ^ meta.keys())} sources in one only (a save was interrupted)"
+            )
+        return features, meta
 
     def has(self, name: str, source) -> bool:
         return isinstance(source, (str, os.PathLike)) and self._key(source) in self._features.get(name, {})
@@ -95,6 +132,7 @@ class FeatureStore:
         """
         self.load()
         os.makedirs(self.root, exist_ok=True)
+        self._remove_killed_saves()
         added = {}
         self.left_out = {}
         for name, paths in sources.items():
@@ -134,14 +172,72 @@ class FeatureStore:
         self._save(name)
         return added
 
+    def _remove_killed_saves(self) -> None:
+        """Delete ``<store file>.tmp-<pid>`` files of these encoders whose process is gone
+        (a save killed mid-write; each is a whole copy of a store)."""
+        for name in self.modalities:
+            prefix = os.path.basename(self._files(name)[0]) + ".tmp-"
+            for entry in os.listdir(self.root):
+                pid = entry.removeprefix(prefix)
+                if entry.startswith(prefix) and pid.isdigit() and not _process_exists(int(pid)):
+                    log.warning("feature store: removing %s, left by a save that was killed", entry)
+                    os.remove(os.path.join(self.root, entry))
+
     def _save(self, name: str) -> None:
-        tensors, meta = self._files(name)
-        tmp = f".tmp-{os.getpid()}"  # written apart, then renamed: readers never see half a file
-        save_file(self._features[name], tensors + tmp)
-        with open(meta + tmp, "w") as f:
-            json.dump({k: [list(v.size) if v.size else None, v.duration] for k, v in self._meta[name].items()}, f)
-        os.replace(tensors + tmp, tensors)
-        os.replace(meta + tmp, meta)
+        """One file, written aside and renamed in: readers see the old store or the new one."""
+        path, legacy = self._files(name)
+        tmp = f"{path}.tmp-{os.getpid()}"
+        tensors = dict(self._features[name])
+        tensors.update({k + META_SUFFIX: _meta_to_tensor(v) for k, v in self._meta[name].items()})
+        try:
+            save_file(tensors, tmp)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        if os.path.exists(legacy):
+            os.remove(legacy)  # the metadata now lives in the store file
+
+
+def _process_exists(pid: int) -> bool:
+    """Whether ``pid`` runs on this machine (its save may be in progress)."""
+    if pid == os.getpid():
+        return False  # this process is not saving while it cleans
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class _TornStore(Exception):
+    """A store file that cannot be used as it is (the message says why)."""
+
+
+def _meta_to_tensor(meta: CachedMeta) -> torch.Tensor:
+    width, height = meta.size if meta.size else (math.nan, math.nan)
+    duration = math.nan if meta.duration is None else meta.duration
+    return torch.tensor([width, height, duration], dtype=torch.float64)
+
+
+def _meta_from_tensor(t: torch.Tensor) -> CachedMeta:
+    width, height, duration = t.tolist()
+    size = None if math.isnan(width) else (int(width), int(height))
+    return CachedMeta(size, None if math.isnan(duration) else duration)
+
+
+def _read_legacy_meta(path: str) -> dict[str, CachedMeta]:
+    """The ``.json`` metadata of an older store ({} when missing: the pair is then torn)."""
+    try:
+        with open(path) as f:
+            raw = json.load(f)
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as e:
+        raise _TornStore(f"paired with an unreadable {path} ({e})") from None
+    return {k: CachedMeta(tuple(v[0]) if v[0] else None, v[1]) for k, v in raw.items()}
 
 
 def _meta_of(media: Media) -> CachedMeta:

@@ -30,6 +30,7 @@ from torch.distributed.checkpoint.optimizer import load_sharded_optimizer_state_
 from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
 
 from gptground.training.folder_checkpoint import save_folder_atomically
+from gptground.training.safe_load import check_weights_only, load_weights_only
 
 MODULE_KEY = "model"  # the module state inside a Lightning sharded checkpoint folder
 
@@ -49,14 +50,23 @@ class ShardedFSDPStrategy(FSDPStrategy):
     def load_checkpoint(self, checkpoint_path, weights_only: bool | None = None) -> dict[str, Any]:
         """Load the module keys the checkpoint holds (and the optimizer state when fitting).
 
-        A folder that is not a sharded checkpoint (a full ``.ckpt`` file) goes to Lightning.
+        A path that is not a sharded checkpoint (a full ``.ckpt`` file) goes to Lightning, once
+        its pickle is checked to name nothing but plain data (see ``safe_load``).
 
         Raises:
+            UnsafeCheckpointError: the checkpoint needs a Python global.
+            ValueError: a remote (``scheme://``) checkpoint.
             KeyError: the checkpoint holds module keys this model does not have.
         """
+        if "://" in str(checkpoint_path):
+            raise ValueError(
+                f"{checkpoint_path}: under FSDP a checkpoint is resumed from a local path "
+                "(`trainer.resume_from`); copy it to this machine first"
+            )
         path = Path(self.broadcast(checkpoint_path))
         if not _is_sharded_checkpoint(path):
-            return super().load_checkpoint(path, weights_only)
+            check_weights_only(path)  # Lightning reads a whole-model file with its own unpickler
+            return super().load_checkpoint(path, True)
         saved = saved_module_keys(path)
         with _get_sharded_state_dict_context(self.model):
             current = self.model.state_dict()
@@ -68,7 +78,7 @@ class ShardedFSDPStrategy(FSDPStrategy):
             self.model.load_state_dict(module_state[MODULE_KEY], strict=False)
             if self.optimizers and self.lightning_module.trainer.state.fn == TrainerFn.FITTING:
                 self._load_optimizers(path, module_state[MODULE_KEY])
-        return torch.load(path / _METADATA_FILENAME, weights_only=weights_only)
+        return load_weights_only(path / _METADATA_FILENAME)  # data only, whatever weights_only says
 
     def _load_optimizers(self, path: Path, module_state: dict) -> None:
         reader = FileSystemReader(path=path)

@@ -13,12 +13,14 @@ import time
 
 import lightning as L
 import torch
+from lightning.pytorch.strategies import DeepSpeedStrategy, FSDPStrategy
 
 from gptground.config import RecipeConfig
 from gptground.model.grounding_model import GroundingModel
 from gptground.model.decoder import set_gradient_checkpointing
 from gptground.model.trainable import param_groups
 from gptground.training.frozen_fingerprint import check_frozen, frozen_record
+from gptground.training.nonfinite import NonFiniteGuard, SkipLimits
 from gptground.training.schedule import build_scheduler
 from gptground.training.trained_state import trained_state_names
 from gptground.training.trainer import strategy_checkpoints_layers
@@ -26,6 +28,7 @@ from gptground.training.trainer import strategy_checkpoints_layers
 log = logging.getLogger(__name__)
 
 COUNTS_KEY = "gptground_counts"  # where the counters live in a Lightning checkpoint
+NONFINITE_KEY = "gptground_nonfinite"  # the non-finite skip window (see nonfinite.NonFiniteGuard)
 # What the checkpoint's weights are: the trained names, a fingerprint of the frozen rest
 # and the recipe keys it came from (see frozen_fingerprint.frozen_record).
 FROZEN_KEY = "gptground_frozen"
@@ -33,7 +36,7 @@ MODEL_PREFIX = "model."  # the GroundingModel's keys inside this module's state_
 
 
 class NonFiniteLossError(FloatingPointError):
-    """The loss became NaN or infinite; names the step and the samples of the batch."""
+    """The loss or a gradient became NaN or infinite; names the step and the samples."""
 
 
 class GroundingLitModule(L.LightningModule):
@@ -62,6 +65,9 @@ class GroundingLitModule(L.LightningModule):
         self.counts: dict[str, int] = dict.fromkeys(["skipped_samples", "skipped_batches", *self._media_counts], 0)
         self.step_skipped = False  # whether the last training batch was skipped
         self._real_batches = 0  # batches with a loss since the last optimizer step
+        self._real_ids: list[str] = []  # their sample ids (this rank), for error messages
+        t = recipe.trainer
+        self.nonfinite = NonFiniteGuard(SkipLimits(t.nan_skip_max_consecutive, t.nan_skip_max_fraction, t.nan_skip_window))
         self._step_started = time.perf_counter()
 
     def forward(self, batch):
@@ -83,7 +89,8 @@ class GroundingLitModule(L.LightningModule):
         self.step_skipped = bool(step["empty"] or step["nonfinite"])
         if self.step_skipped:
             return self._skip_batch(loss, batch, step)
-        self._real_batches += 1
+        self._real_batches += 1  # recorded in the guard once its gradients are checked
+        self._real_ids.extend(batch["sample_ids"])
         for key in self._media_counts:
             self.counts[key] += step[key]
         self._log_step(loss, batch)
@@ -122,6 +129,8 @@ class GroundingLitModule(L.LightningModule):
         reason = "non-finite loss" if step["nonfinite"] else "no sample loaded"
         log.warning("skipping the batch of global step %d (%s); samples here: %s",
                     self.global_step, reason, batch["sample_ids"])
+        if step["nonfinite"]:
+            self.nonfinite.record(True, self.global_step, batch["sample_ids"])
         self._log_counts(batch_size=max(1, len(batch["sample_ids"])))
         return self._zero_loss()
 
@@ -134,12 +143,55 @@ class GroundingLitModule(L.LightningModule):
         """
         return sum(p.sum() for p in self.model.parameters() if p.requires_grad) * 0.0
 
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        """Clip by the global gradient norm (``trainer.gradient_clip_val``) where Lightning cannot.
+
+        Lightning refuses norm clipping under FSDP (``torch.nn.utils.clip_grad_norm_`` would
+        see only this rank's shards) and with a fused AdamW under bf16-mixed (a fused optimizer
+        unscales fp16 gradients itself, so Lightning refuses it for every mixed precision,
+        though bf16 has no scaler): both are the GPU defaults. Here FSDP's root module computes
+        the norm over all shards, and without a gradient scaler the gradients are clipped as
+        they are. DeepSpeed clips inside its engine, and fp16 with a scaler keeps Lightning's
+        path (its gradients are still scaled here).
+        """
+        strategy = self.trainer.strategy
+        scaler = getattr(strategy.precision_plugin, "scaler", None)
+        if (not gradient_clip_val or gradient_clip_algorithm not in (None, "norm")
+                or isinstance(strategy, DeepSpeedStrategy) or scaler is not None):
+            super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
+        elif isinstance(strategy, FSDPStrategy):
+            strategy.model.clip_grad_norm_(gradient_clip_val)  # a collective over every rank's shards
+        else:
+            params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+            torch.nn.utils.clip_grad_norm_(params, gradient_clip_val)
+
     def on_before_optimizer_step(self, optimizer) -> None:
-        if self._real_batches == 0:
-            # Only skipped batches since the last update: without gradients AdamW changes
-            # neither the weights nor its moments (zero gradients would still move both).
+        """Drop the update when no batch trained, or when a gradient is NaN/inf.
+
+        Without gradients AdamW changes neither the weights nor its moments (zero gradients
+        would still move both). A non-finite gradient (a finite loss can overflow in
+        backward) stops the run or skips the step, as ``trainer.nan_policy`` says; the
+        batches of the step then count as skipped. Gradients held by the strategy instead
+        of ``p.grad`` (DeepSpeed) are left to it.
+        """
+        real, ids = self._real_batches, self._real_ids
+        self._real_batches, self._real_ids = 0, []
+        if real == 0:
             optimizer.zero_grad(set_to_none=True)
-        self._real_batches = 0
+            return
+        bad = self._sum_over_ranks({"grads": int(_nonfinite_grads(optimizer))})["grads"]
+        if bad and self.recipe.trainer.nan_policy == "stop":
+            raise NonFiniteLossError(
+                f"a non-finite gradient at global step {self.global_step} (on {bad} rank(s)); samples of "
+                f"this rank's batches: {ids}. Set `trainer.nan_policy=skip` to skip such steps instead."
+            )
+        if bad:
+            optimizer.zero_grad(set_to_none=True)
+            self.counts["skipped_batches"] += real
+            log.warning("skipping the update of global step %d (non-finite gradient); samples here: %s",
+                        self.global_step, ids)
+        for _ in range(real):
+            self.nonfinite.record(bool(bad), self.global_step, ids)
 
     def _log_step(self, loss, batch) -> None:
         now = time.perf_counter()
@@ -166,6 +218,7 @@ class GroundingLitModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint[COUNTS_KEY] = dict(self.counts)
+        checkpoint[NONFINITE_KEY] = self.nonfinite.state_dict()
         checkpoint[FROZEN_KEY] = self.frozen
         keep = {MODEL_PREFIX + name for name in self.trained_names}
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
@@ -182,6 +235,8 @@ class GroundingLitModule(L.LightningModule):
         if "state_dict" in checkpoint:
             self._check_state_keys(checkpoint["state_dict"], full=FROZEN_KEY not in checkpoint)
         self.counts.update(checkpoint.get(COUNTS_KEY, {}))
+        if NONFINITE_KEY in checkpoint:
+            self.nonfinite.load_state_dict(checkpoint[NONFINITE_KEY])
 
     def configure_model(self) -> None:
         """Runs before the strategy wraps the model: where the strategy checkpoints each
@@ -205,6 +260,14 @@ class GroundingLitModule(L.LightningModule):
         total = max(1, int(self.trainer.estimated_stepping_batches))
         scheduler = build_scheduler(optimizer, total, cfg)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def _nonfinite_grads(optimizer) -> bool:
+    """True when any gradient the optimizer would apply holds a NaN, inf or -inf."""
+    grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+    # A sharded gradient (FSDP2's DTensor) is checked on this rank's shard; the caller sums ranks.
+    flags = [torch.isfinite(g.to_local() if hasattr(g, "to_local") else g).all() for g in grads]
+    return bool(flags) and not bool(torch.stack(flags).all())  # one device sync for all
 
 
 def _nonfinite(loss) -> bool:

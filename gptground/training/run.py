@@ -59,7 +59,8 @@ def train(recipe: RecipeConfig, callbacks=()) -> str:
         _start_run_folder(loggers[0], recipe)
     data = GroundingDataModule(recipe, tokenizer, model.modalities)
     try:
-        trainer.fit(GroundingLitModule(model, recipe), datamodule=data, ckpt_path=ckpt_path)
+        # weights_only: a checkpoint is data, never code (our CheckpointIO enforces it too).
+        trainer.fit(GroundingLitModule(model, recipe), datamodule=data, ckpt_path=ckpt_path, weights_only=True)
     finally:
         _finish_wandb(trainer, loggers)
     run_dir = trainer.log_dir  # rank 0's folder, broadcast to every rank

@@ -21,6 +21,7 @@ from gptground.training.callbacks import (
 )
 from gptground.training.checkpoint_io import AtomicCheckpointIO
 from gptground.training.deepspeed_checkpoint import deepspeed_strategy
+from gptground.training.leftovers import CleanLeftovers
 from gptground.training.fsdp_checkpoint import ShardedFSDPStrategy
 
 
@@ -134,8 +135,9 @@ def _checkpoint_plugins(strategy) -> list:
 def build_trainer(recipe: RecipeConfig, loggers: list, callbacks=()) -> L.Trainer:
     """The Lightning Trainer of a recipe; ``callbacks`` are added to the built-in ones.
 
-    Built-in callbacks: LoaderPosition and RandomState (exact resume), ParameterTable, the
-    checkpointing, and SampleTrace when ``GPTGROUND_TRACE_SAMPLES`` is set.
+    Built-in callbacks: CleanLeftovers (temporary files of killed saves of this run),
+    LoaderPosition and RandomState (exact resume), ParameterTable, the checkpointing, and
+    SampleTrace when ``GPTGROUND_TRACE_SAMPLES`` is set.
     """
     t = recipe.trainer
     strategy = build_strategy(t, recipe.model.decoder.gradient_checkpointing)
@@ -153,7 +155,8 @@ def build_trainer(recipe: RecipeConfig, loggers: list, callbacks=()) -> L.Traine
         limit_val_batches=t.limit_val_batches if recipe.data.val_sources else 0,
         log_every_n_steps=t.log_every_n_steps,
         logger=loggers,
-        callbacks=[LoaderPosition(), RandomState(), ParameterTable(), *trace_from_env(), *callbacks,
+        callbacks=[CleanLeftovers(os.path.join(recipe.run.output_dir, recipe.run.name)),
+                   LoaderPosition(), RandomState(), ParameterTable(), *trace_from_env(), *callbacks,
                    _checkpointing(recipe)],
         plugins=_checkpoint_plugins(strategy),
         enable_progress_bar=t.enable_progress_bar,

@@ -165,3 +165,15 @@ def test_resume_beyond_the_epoch_fails():
     sampler = MixtureSampler([MixtureSource("a", 3)], 4)
     with pytest.raises(ValueError, match="cannot resume after 5 draws"):
         sampler.resume(0, 5)
+
+
+def test_each_epoch_iterates_its_own_draws():
+    """Iteration after ``set_epoch(k)`` yields epoch k's draws, and epochs differ in order:
+    a sampler replaying epoch 0 every epoch would fail here (issue 17)."""
+    sampler = MixtureSampler(SOURCES, 60, replay_ratio=0.25, seed=3)
+    orders = []
+    for epoch in range(3):
+        sampler.set_epoch(epoch)
+        orders.append([(s, i) for s, i, _ in sampler])
+        assert orders[-1] == [tuple(row) for row in sampler.draws(epoch).tolist()]
+    assert orders[0] != orders[1] and orders[1] != orders[2] and orders[0] != orders[2]

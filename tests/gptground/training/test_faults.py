@@ -141,3 +141,17 @@ def test_a_cut_video_is_skipped_and_counted_with_and_without_the_feature_cache(
     last = _last_metrics(run_dir)
     assert float(last["train/skipped_samples"]) == 1.0
     assert int(last["step"]) == 2  # the epoch went on to its last step (0-based)
+def test_the_bad_record_count_continues_after_a_resume(broken_world, tmp_path):
+    """The broken image is drawn in step 1; killed after step 2 and resumed, the run still
+    reports it (a resume that dropped the counters would report 0)."""
+    from training_fixtures import CrashAt
+
+    copy, _ = broken_world
+    recipe = tiny_recipe(1, copy, tmp_path / "runs", "trainer.max_steps=4", "trainer.checkpoint.every_n_train_steps=1")
+    with pytest.raises(CrashAt.Crash):
+        train(recipe, callbacks=[CrashAt(2)])
+    recipe.trainer.resume_from = "last"
+    run_dir = train(recipe)
+    last = _last_metrics(run_dir)
+    assert int(last["step"]) == 3
+    assert float(last["train/skipped_samples"]) == 1.0

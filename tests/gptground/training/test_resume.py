@@ -10,8 +10,8 @@ from gptground.training.callbacks import SampleTrace
 from gptground.training.run import train
 
 STEPS = 5  # 3 steps per epoch: the runs cross into the second epoch
-# Randomness that a resume must reproduce: dropout (global RNG) and the video's random crop
-# (per-draw seeded transform).
+# Randomness that a resume must reproduce: dropout (global RNG). The tiny recipes cache
+# video features, so the video's random crop is not drawn here (test_crop_resume draws it).
 RANDOM = (
     "model.modalities.video.adapter_dropout=0.2",
     "model.modalities.audio.qformer_dropout=0.2",
