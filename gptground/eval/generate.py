@@ -185,11 +185,25 @@ def answer_queries(
     answers = []
     for chunk in batches(list(queries), batch_size):
         prompts = [_prompt_or_failure(processor, q, on_media_error) for q in chunk]
-        samples = [p for p in prompts if isinstance(p, Sample)]
-        texts = iter(generate_batch(model, processor, samples, max_new_tokens, logits_processor) if samples else [])
-        for p in prompts:  # input order, failures in their places
-            answers.append(Answer(p.sample_id, next(texts), dict(p.media_meta)) if isinstance(p, Sample) else p)
+        texts: dict[int, str] = {}
+        for group in _stackable_groups(prompts):
+            generated = generate_batch(model, processor, [prompts[i] for i in group], max_new_tokens, logits_processor)
+            texts.update(zip(group, generated))
+        for i, p in enumerate(prompts):  # input order, failures in their places
+            answers.append(Answer(p.sample_id, texts[i], dict(p.media_meta)) if isinstance(p, Sample) else p)
     return answers
+
+
+def _stackable_groups(prompts: Sequence[Sample | Answer]) -> list[list[int]]:
+    """Positions of the samples among ``prompts``, grouped so that each group's media stack:
+    one group unless inputs differ in shape, e.g. clips shorter than ``num_frames`` under
+    ``preprocess: groundinggpt`` (the release reads each of their frames once: (T < F, 3, S, S))."""
+    groups: dict[tuple, list[int]] = {}
+    for i, p in enumerate(prompts):
+        if isinstance(p, Sample):
+            shapes = tuple(sorted((name, tuple(x.shape), name in p.encoded) for name, x in p.media.items()))
+            groups.setdefault(shapes, []).append(i)
+    return list(groups.values())
 
 
 def _prompt_or_failure(processor: Processor, query: Query, on_media_error: str) -> Sample | Answer:

@@ -330,3 +330,25 @@ def test_gptground_eval_refuses_benchmark_options_that_do_not_fit(converted, tmp
     assert "--benchmark-meta" in capsys.readouterr().err
     assert main(["eval", converted, data, "--task", "tvg", "--split", "val", "--out", str(tmp_path)]) == 2
     assert "go with --benchmark" in capsys.readouterr().err
+
+
+def test_eval_batches_a_clip_shorter_than_max_frame_with_full_ones(converted, media, tmp_path):
+    """Under preprocess: groundinggpt a clip of T < max_frame frames gives T frames (the
+    release reads each once), which cannot stack with full clips: the batch is split by
+    shape, and each answer is the one the model gives to that clip alone."""
+    from media_factory import make_video
+
+    make_video(tmp_path / "short.mp4", num_frames=2, size=(64, 48))
+    (tmp_path / "a.mp4").write_bytes(media["video"].read_bytes())
+    (tmp_path / "charades_sta_test.txt").write_text("a 0.1 0.5##the door opens.\nshort 0.0 0.05##the door opens.\n")
+    out = tmp_path / "out"
+    code = main(["eval", converted, str(tmp_path / "charades_sta_test.txt"), "--benchmark", "charades_sta",
+                 "--out", str(out), "--roots", f"video={tmp_path}", "--accelerator", "cpu",
+                 "--batch-size", "2", "--max-new-tokens", "6"])
+    assert code == 0
+    lines = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert [line.get("error") for line in lines] == [None, None]
+    grounder = Grounder.load(converted, device="cpu", dtype=torch.float32, max_new_tokens=6)
+    for line, clip in zip(lines, ["a.mp4", "short.mp4"]):
+        alone = grounder.chat("When does this happen in the video: the door opens?", video=str(tmp_path / clip))
+        assert line["prediction"].strip() == alone.text.strip()
