@@ -21,7 +21,7 @@ import os
 import pickle
 import re
 import socket
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from urllib.parse import urlparse
 
 import torch
@@ -286,22 +286,32 @@ def map_lavis_blip2_keys(state: dict[str, torch.Tensor], location: str, recipe_k
     Raises:
         CheckpointFormatError: a key that is neither mapped nor known to be unused.
     """
-    mapped: dict[str, torch.Tensor] = {}
-    unknown: list[str] = []
-    for name, tensor in state.items():
-        if any(p.search(name) for p in _LAVIS_UNUSED):
-            continue
-        new = lavis_qformer_name(name)
-        if new is None:
-            unknown.append(name)
-        else:
-            mapped[new] = tensor
+    names, unknown = rename_keys(state, lavis_qformer_name, lambda name: any(p.search(name) for p in _LAVIS_UNUSED))
+    mapped = {new: state[name] for name, new in names.items()}
     if unknown:
         raise CheckpointFormatError(
             location, recipe_key,
             f"{len(unknown)} keys are not in LAVIS's BLIP-2 layout: {sorted(unknown)[:_SHOWN]}",
         )
     return mapped
+
+
+def rename_keys(
+    keys: Iterable[str], rename: Callable[[str], str | None], skip: Callable[[str], bool]
+) -> tuple[dict[str, str], list[str]]:
+    """({key: new name} for every key ``rename`` maps, [keys it does not map]); keys that
+    ``skip`` names (known and unused) are in neither. The one loop of every strict key map."""
+    names: dict[str, str] = {}
+    unknown: list[str] = []
+    for key in keys:
+        if skip(key):
+            continue
+        new = rename(key)
+        if new is None:
+            unknown.append(key)
+        else:
+            names[key] = new
+    return names, unknown
 
 
 def lavis_qformer_name(name: str) -> str | None:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from gptground.convert.errors import ConversionError
 from gptground.convert.shards import TensorInfo
-from modalities.checkpoints import lavis_qformer_name
+from modalities.checkpoints import lavis_qformer_name, rename_keys
 
 MODEL_TYPE = "LEGO"
 
@@ -112,16 +112,7 @@ def plan_keys(keys: Iterable[str]) -> dict[str, str]:
         ConversionError: keys that no rule maps and the drop list does not name, or two
             source keys that would fill one target.
     """
-    plan: dict[str, str] = {}
-    unknown: list[str] = []
-    for key in keys:
-        if is_dropped(key):
-            continue
-        target = target_key(key)
-        if target is None:
-            unknown.append(key)
-        else:
-            plan[key] = target
+    plan, unknown = rename_keys(keys, target_key, is_dropped)
     if unknown:
         raise ConversionError(
             f"{len(unknown)} keys are not in the released GroundingGPT layout (neither mapped nor on the drop "

@@ -49,8 +49,8 @@ def served(poisoned):
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):  # no request lines in the test output
-        pass
+    def log_message(self, *args):
+        """Write nothing: no request lines in the test output."""
 
 
 @pytest.fixture(autouse=True)
